@@ -1,0 +1,106 @@
+// bench_main.cc — main() of every benchmark binary.
+//
+// Flags of our own, removed before Google Benchmark parses the rest:
+//   --ctxtree_list_trees          print the registry's tree names, one per line, and exit: the
+//                                 scripts learn the trees from here, never from a list of theirs
+//   --ctxtree_events=FILE         append raw latency events to FILE (see record_events)
+//   --ctxtree_oneshot_nodes=N     node budget per repetition of one-shot rows (see oneshot())
+// The registry's names also go into the JSON context as `ctxtree_trees`.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "bench_common.hpp"
+
+namespace ctxtree_bench {
+namespace {
+
+std::FILE* g_events = nullptr;
+std::mutex g_events_mu;
+double g_oneshot_nodes = 1e6;
+
+struct NameCollector {
+  std::string out;
+  template <class Tree>
+  void operator()() {
+    if (!out.empty()) out += ',';
+    out += Tree::name;
+  }
+};
+
+}  // namespace
+
+std::string tree_names() {
+  NameCollector c;
+  for_each_tree_in(ctxtree::AllTrees{}, c);
+  return c.out;
+}
+
+int oneshot_iterations(std::size_t units) {
+  return static_cast<int>(std::max(1.0, std::round(g_oneshot_nodes / static_cast<double>(units))));
+}
+
+void record_events(const std::string& name, std::string_view metric,
+                   const std::vector<double>& values) {
+  if (g_events == nullptr) return;
+  // Sorted and to 0.1 µs: order carries no information here, and sorted text compresses ~2x
+  // better (timer_fire writes ~1e6 values per tree).
+  std::vector<double> sorted = values;
+  std::sort(sorted.begin(), sorted.end());
+  std::lock_guard lock(g_events_mu);
+  std::fprintf(g_events, "%s\t%.*s\t", name.c_str(), static_cast<int>(metric.size()),
+               metric.data());
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    std::fprintf(g_events, i == 0 ? "%.1f" : " %.1f", sorted[i]);
+  }
+  std::fputc('\n', g_events);
+  std::fflush(g_events);
+}
+
+}  // namespace ctxtree_bench
+
+int main(int argc, char** argv) {
+  using namespace ctxtree_bench;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--ctxtree_list_trees") {
+      std::string names = tree_names();
+      for (char& ch : names) ch = ch == ',' ? '\n' : ch;
+      std::printf("%s\n", names.c_str());
+      return 0;
+    }
+    if (arg.starts_with("--ctxtree_events=")) {
+      const std::string path(arg.substr(std::strlen("--ctxtree_events=")));
+      g_events = std::fopen(path.c_str(), "a");
+      if (g_events == nullptr) {
+        std::perror(path.c_str());
+        return 2;
+      }
+      continue;
+    }
+    if (arg.starts_with("--ctxtree_oneshot_nodes=")) {
+      g_oneshot_nodes = std::atof(argv[i] + std::strlen("--ctxtree_oneshot_nodes="));
+      if (!(g_oneshot_nodes >= 1)) {
+        std::fprintf(stderr, "bad %s (want a node count >= 1)\n", argv[i]);
+        return 2;
+      }
+      continue;
+    }
+    argv[kept++] = argv[i];
+  }
+  argc = kept;
+  benchmark::AddCustomContext("ctxtree_trees", tree_names());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  register_benchmarks();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  if (g_events != nullptr) std::fclose(g_events);
+  return 0;
+}

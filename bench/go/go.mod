@@ -1,0 +1,3 @@
+module ctxtree/bench/go
+
+go 1.19

@@ -1,0 +1,622 @@
+// ctxtree/context.hpp — the public API of ../shared/API.md, generic over the tree.
+//
+// Everything a user touches is here and is the same for every tree: handles, value and
+// without_cancel layers, callbacks, deadlines, to_string. What differs between trees is the
+// cancellable node: how children register, how cancellation walks the subtree, how callbacks are
+// kept. A tree type `T` supplies that through static members:
+//
+//   name, index                    registry name ("mutex", ...) and a small unique integer
+//   struct CancelNode              derives from detail::CancelBase<T>
+//   make_cancel(parent, kind, d)   a new cancel/timer node under `parent` with two references,
+//                                  linked to parent->anchor, or done at once (with the anchor's
+//                                  error and cause) if the anchor is done; throws std::bad_alloc
+//                                  with nothing changed
+//   cancel(c, err, cause)          completes c and its subtree and removes c from its parent;
+//                                  returns only when every descendant is done (also when another
+//                                  thread won the race); runs the callbacks it completes
+//   is_done, err, cause            lock-free reads of the done state
+//   wait_until(c, t)               blocks until done or t
+//   add_listener(c, cb)            registers a callback; false (nothing registered) if c is done
+//   remove_listener(c, cb)         true if cb was unlinked before completion took it
+//   stop_token(c), child_count(c), timer_of(c), from_timer(t), destroy(c), reclaim()
+//
+// detail::TreeDefaults (tree_defaults.hpp) supplies the members most trees share.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ctxtree/detail/callback.hpp"
+#include "ctxtree/detail/deadline.hpp"
+#include "ctxtree/detail/node.hpp"
+#include "ctxtree/errc.hpp"
+#include "ctxtree/key.hpp"
+
+namespace ctxtree {
+
+using Clock = std::chrono::steady_clock;
+
+struct MutexTree;
+struct StopTokenTree;
+struct EpochTree;
+struct LockFreeTree;
+using DefaultTree = MutexTree;
+
+template <class Tree = DefaultTree>
+class Context;
+template <class Tree, class F>
+class DoneCallback;
+class CancelFunc;
+class CancelCauseFunc;
+class StopFunc;
+
+namespace detail {
+
+struct Access;
+
+template <class Tree>
+Node<Tree>* require(const Context<Tree>& c, const char* fn, const char* what = "null context");
+
+// How a type-erased cancel function reaches its tree.
+struct CancelOps {
+  void (*cancel)(void* node, std::error_code cause) noexcept;
+  void (*release)(void* node) noexcept;
+};
+
+template <class Tree>
+inline constexpr CancelOps kCancelOps{
+    [](void* n, std::error_code cause) noexcept {
+      Tree::cancel(static_cast<typename Tree::CancelNode*>(n), errc::canceled,
+                   cause ? cause : make_error_code(errc::canceled));
+    },
+    [](void* n) noexcept { release<Tree>(static_cast<typename Tree::CancelNode*>(n)); }};
+
+// The part of a cancel function shared by CancelFunc and CancelCauseFunc: one node, move-only,
+// cancels on destruction and before being overwritten.
+class CancelHandle {
+ public:
+  CancelHandle() noexcept = default;
+  CancelHandle(void* node, const CancelOps* ops) noexcept : node_(node), ops_(ops) {}
+  CancelHandle(CancelHandle&& o) noexcept : node_(std::exchange(o.node_, nullptr)), ops_(o.ops_) {}
+  CancelHandle& operator=(CancelHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      node_ = std::exchange(o.node_, nullptr);
+      ops_ = o.ops_;
+    }
+    return *this;
+  }
+  ~CancelHandle() { reset(); }
+
+  void cancel(std::error_code cause) const noexcept {
+    if (node_ != nullptr) ops_->cancel(node_, cause);
+  }
+
+ private:
+  void reset() noexcept {
+    if (node_ != nullptr) {
+      ops_->cancel(node_, {});
+      ops_->release(std::exchange(node_, nullptr));
+    }
+  }
+  void* node_ = nullptr;
+  const CancelOps* ops_ = nullptr;
+};
+
+// An after_func registration: shared by the StopFunc copies and the tree's registration.
+struct AfterFuncBase : RefCallback {
+  using RefCallback::RefCallback;
+  void* anchor = nullptr;  // counted reference; null when the context can never be done
+  bool (*unlink)(void* anchor, Callback* cb) noexcept = nullptr;
+};
+
+template <class Tree, class F>
+struct AfterFunc final : AfterFuncBase {
+  AfterFunc(F&& fn, typename Tree::CancelNode* a)
+      : AfterFuncBase(&invoke_fn, &destroy_fn, a != nullptr ? 2 : 1), f(std::move(fn)) {
+    anchor = a;
+    unlink = [](void* n, Callback* cb) noexcept {
+      return Tree::remove_listener(static_cast<typename Tree::CancelNode*>(n), cb);
+    };
+  }
+  static void invoke_fn(Callback* cb) noexcept { static_cast<AfterFunc*>(cb)->f(); }
+  static void destroy_fn(RefCallback* cb) noexcept {
+    auto* self = static_cast<AfterFunc*>(cb);
+    if (self->anchor != nullptr)
+      detail::release<Tree>(static_cast<typename Tree::CancelNode*>(self->anchor));
+    delete self;
+  }
+  F f;
+};
+
+// Reaches the private parts of the public handles.
+struct Access {
+  template <class Tree>
+  static Node<Tree>* node(const Context<Tree>& c) noexcept {
+    return c.n_;
+  }
+  template <class Tree>
+  static Context<Tree> adopt(Node<Tree>* n) noexcept {
+    return Context<Tree>(n);
+  }
+  template <class Func, class Tree>
+  static Func cancel_func(typename Tree::CancelNode* c) noexcept {
+    return Func(CancelHandle(c, &kCancelOps<Tree>));
+  }
+  template <class Stop = StopFunc>
+  static Stop stop_func(AfterFuncBase* r) noexcept {
+    return Stop(r);
+  }
+};
+
+}  // namespace detail
+
+using detail::Clock;
+
+// Done: a waitable view of a node's done signal. Keeps the node alive.
+template <class Tree>
+class DoneView {
+ public:
+  bool ready() const noexcept;
+  bool never() const noexcept;
+  void wait() const;
+  template <class Rep, class Period>
+  bool wait_for(const std::chrono::duration<Rep, Period>& d) const {
+    return wait_until(Clock::now() + std::chrono::ceil<Clock::duration>(d));
+  }
+  bool wait_until(Clock::time_point t) const;
+
+ private:
+  friend class Context<Tree>;
+  explicit DoneView(const Context<Tree>& c) noexcept : ctx_(c) {}
+  Context<Tree> ctx_;
+};
+
+// A counted handle to one node of a context tree (Go's context.Context).
+template <class Tree>
+class Context {
+ public:
+  using tree_type = Tree;
+  using Done = DoneView<Tree>;
+
+  Context() noexcept = default;
+  Context(const Context& o) noexcept : n_(o.n_) {
+    if (n_ != nullptr) detail::retain(n_);
+  }
+  Context(Context&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+  Context& operator=(const Context& o) noexcept {
+    Context(o).swap(*this);
+    return *this;
+  }
+  Context& operator=(Context&& o) noexcept {
+    Context(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~Context() {
+    if (n_ != nullptr) detail::release(n_);
+  }
+  void swap(Context& o) noexcept { std::swap(n_, o.n_); }
+
+  explicit operator bool() const noexcept { return n_ != nullptr; }
+  friend bool operator==(const Context& a, const Context& b) noexcept { return a.n_ == b.n_; }
+
+  // Empty until done; then errc::canceled or errc::deadline_exceeded, forever.
+  std::error_code err() const noexcept {
+    auto* a = n_->anchor;
+    return a != nullptr ? Tree::err(a) : std::error_code{};
+  }
+  bool is_done() const noexcept {
+    auto* a = n_->anchor;
+    return a != nullptr && Tree::is_done(a);
+  }
+  Done done() const noexcept { return Done(*this); }
+  std::optional<Clock::time_point> deadline() const noexcept {
+    auto* a = n_->anchor;
+    if (a == nullptr || a->deadline == detail::kNoDeadline) return std::nullopt;
+    return Clock::time_point(Clock::duration(a->deadline));
+  }
+  template <class T>
+  const T* value(const Key<T>& k) const noexcept {
+    return static_cast<const T*>(detail::lookup_value(n_->values, &k));
+  }
+  std::stop_token stop_token() const {
+    auto* a = n_->anchor;
+    return a != nullptr ? Tree::stop_token(a) : std::stop_token{};
+  }
+
+ private:
+  friend struct detail::Access;
+  explicit Context(detail::Node<Tree>* adopted) noexcept : n_(adopted) {}
+  detail::Node<Tree>* n_ = nullptr;
+};
+
+template <class Tree>
+bool DoneView<Tree>::ready() const noexcept {
+  return ctx_.is_done();
+}
+template <class Tree>
+bool DoneView<Tree>::never() const noexcept {
+  return detail::Access::node(ctx_)->anchor == nullptr;
+}
+template <class Tree>
+void DoneView<Tree>::wait() const {
+  auto* a = detail::Access::node(ctx_)->anchor;
+  if (a == nullptr) {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(24));  // Go: a nil channel
+  }
+  Tree::wait_until(a, std::nullopt);
+}
+template <class Tree>
+bool DoneView<Tree>::wait_until(Clock::time_point t) const {
+  auto* a = detail::Access::node(ctx_)->anchor;
+  if (a == nullptr) {
+    std::this_thread::sleep_until(t);
+    return false;
+  }
+  return Tree::wait_until(a, t);
+}
+
+// Cancels one node (Go's CancelFunc). Move-only; the destructor cancels (RAII `defer cancel()`).
+class CancelFunc {
+ public:
+  CancelFunc() noexcept = default;
+  void operator()() const noexcept { h_.cancel({}); }
+
+ private:
+  friend struct detail::Access;
+  explicit CancelFunc(detail::CancelHandle h) noexcept : h_(std::move(h)) {}
+  detail::CancelHandle h_;
+};
+
+// Cancels one node with a cause (Go's CancelCauseFunc); an empty cause means errc::canceled.
+class CancelCauseFunc {
+ public:
+  CancelCauseFunc() noexcept = default;
+  void operator()(std::error_code cause = {}) const noexcept { h_.cancel(cause); }
+
+ private:
+  friend struct detail::Access;
+  explicit CancelCauseFunc(detail::CancelHandle h) noexcept : h_(std::move(h)) {}
+  detail::CancelHandle h_;
+};
+
+// Returned by after_func: stops the registration. Copies share it.
+class StopFunc {
+ public:
+  StopFunc() noexcept = default;
+  StopFunc(const StopFunc& o) noexcept : r_(o.r_) {
+    if (r_ != nullptr) r_->ref();
+  }
+  StopFunc(StopFunc&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  StopFunc& operator=(StopFunc o) noexcept {
+    std::swap(r_, o.r_);
+    return *this;
+  }
+  ~StopFunc() {
+    if (r_ != nullptr) r_->unref();
+  }
+
+  // True if this call kept f from running; false if f started or ran, or stop was called before.
+  bool operator()() const noexcept {
+    if (r_ == nullptr || !detail::try_stop(r_)) return false;
+    // Unlinked here: the registration's reference is ours to drop. Otherwise the completing
+    // thread already took the callback and drops it after seeing it stopped.
+    if (r_->anchor != nullptr && r_->unlink(r_->anchor, r_)) r_->unref();
+    return true;
+  }
+
+ private:
+  friend struct detail::Access;
+  explicit StopFunc(detail::AfterFuncBase* adopted) noexcept : r_(adopted) {}
+  detail::AfterFuncBase* r_ = nullptr;
+};
+
+namespace detail {
+
+// The node of `c`; throws std::invalid_argument("<fn>: <what>") on a null handle.
+template <class Tree>
+Node<Tree>* require(const Context<Tree>& c, const char* fn, const char* what) {
+  Node<Tree>* n = Access::node(c);
+  if (n == nullptr) [[unlikely]]
+    throw std::invalid_argument(std::string(fn) + ": " + what);
+  return n;
+}
+
+inline constexpr const char* kNullParent = "null parent context";
+
+template <class Tree>
+inline Clock::rep inherited_deadline(const Node<Tree>* p) noexcept {
+  return p->anchor != nullptr ? p->anchor->deadline : kNoDeadline;
+}
+
+// A new cancel or deadline node under `p`, with its context and cancel function.
+template <class Func, class Tree>
+std::pair<Context<Tree>, Func> derive_cancel(Node<Tree>* p, Kind kind, Clock::rep deadline) {
+  CounterShard& shard = counter_shard();
+  typename Tree::CancelNode* c = Tree::make_cancel(p, kind, deadline);
+  count_live(shard, Tree::index, 1);
+  return {Access::adopt<Tree>(c), Access::cancel_func<Func, Tree>(c)};
+}
+
+template <class Func, class Tree>
+std::pair<Context<Tree>, Func> derive_deadline(Node<Tree>* p, Clock::time_point d,
+                                               std::error_code cause) {
+  const Clock::rep when = std::min(d.time_since_epoch().count(), kNoDeadline - 1);
+  const Clock::rep inherited = inherited_deadline(p);
+  // Go: a parent deadline no later than d makes this exactly with_cancel.
+  if (inherited <= when) return derive_cancel<Func>(p, Kind::cancel, inherited);
+  auto result = derive_cancel<Func>(p, Kind::timer, when);
+  start_deadline<Tree>(static_cast<typename Tree::CancelNode*>(Access::node(result.first)), cause);
+  return result;
+}
+
+template <class Rep, class Period>
+Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& t) {
+  const auto now = Clock::now();
+  const auto room = std::chrono::duration<double>(Clock::time_point::max() - now);
+  if (std::chrono::duration<double>(t) >= room) return Clock::time_point::max();
+  return now + std::chrono::ceil<Clock::duration>(t);
+}
+
+template <class Tree, class T>
+struct ValueNode final : ValueNodeBase<Tree> {
+  template <class U>
+  ValueNode(Node<Tree>* p, const Key<T>& k, U&& v)
+      : ValueNodeBase<Tree>(p, &k, &destroy_fn), value(std::forward<U>(v)) {
+    link_layer(this->layer, &value, p->values);
+  }
+  static void destroy_fn(ValueNodeBase<Tree>* n) noexcept { delete static_cast<ValueNode*>(n); }
+  T value;
+};
+
+// The std::stop_token of a tree that is not built on std::stop_source: a bridge registered as a
+// callback on first use, cached on the node. It is registered before it is published, so a
+// failed registration (std::bad_alloc) leaves nothing behind.
+template <class Tree>
+std::stop_token bridge_stop_token(typename Tree::CancelNode* c) {
+  StopBridge* b = c->stop_bridge.load(std::memory_order_acquire);  // pairs with the CAS below
+  if (b != nullptr) return b->source.get_token();
+  auto* fresh = new StopBridge;  // two references: the node's slot and the registration
+  bool registered;
+  try {
+    registered = Tree::add_listener(c, fresh);
+  } catch (...) {
+    delete fresh;
+    throw;
+  }
+  if (!registered) run_callback(fresh);  // done already: stop now, drop the registration
+  if (c->stop_bridge.compare_exchange_strong(b, fresh, std::memory_order_acq_rel,
+                                             std::memory_order_acquire))
+    return fresh->source.get_token();
+  // Another thread published its bridge first: withdraw ours.
+  if (registered && try_stop(fresh) && Tree::remove_listener(c, fresh)) fresh->unref();
+  fresh->unref();
+  return b->source.get_token();
+}
+
+inline std::error_code error_from_bits(std::uint32_t bits) noexcept {
+  return bits == 0 ? std::error_code{} : make_error_code(static_cast<errc>(bits));
+}
+
+}  // namespace detail
+
+template <class Tree = DefaultTree>
+Context<Tree> background() noexcept {
+  return detail::Access::adopt<Tree>(&detail::Roots<Tree>::background);
+}
+
+template <class Tree = DefaultTree>
+Context<Tree> todo() noexcept {
+  return detail::Access::adopt<Tree>(&detail::Roots<Tree>::todo);
+}
+
+template <class Tree>
+std::pair<Context<Tree>, CancelFunc> with_cancel(const Context<Tree>& parent) {
+  auto* p = detail::require(parent, "with_cancel", detail::kNullParent);
+  return detail::derive_cancel<CancelFunc>(p, detail::Kind::cancel, detail::inherited_deadline(p));
+}
+
+template <class Tree>
+std::pair<Context<Tree>, CancelCauseFunc> with_cancel_cause(const Context<Tree>& parent) {
+  auto* p = detail::require(parent, "with_cancel_cause", detail::kNullParent);
+  return detail::derive_cancel<CancelCauseFunc>(p, detail::Kind::cancel,
+                                                detail::inherited_deadline(p));
+}
+
+template <class Tree>
+std::pair<Context<Tree>, CancelFunc> with_deadline(const Context<Tree>& parent,
+                                                   Clock::time_point d) {
+  return detail::derive_deadline<CancelFunc>(
+      detail::require(parent, "with_deadline", detail::kNullParent), d, {});
+}
+
+template <class Tree>
+std::pair<Context<Tree>, CancelFunc> with_deadline_cause(const Context<Tree>& parent,
+                                                         Clock::time_point d,
+                                                         std::error_code cause) {
+  return detail::derive_deadline<CancelFunc>(
+      detail::require(parent, "with_deadline_cause", detail::kNullParent), d, cause);
+}
+
+template <class Tree, class Rep, class Period>
+std::pair<Context<Tree>, CancelFunc> with_timeout(const Context<Tree>& parent,
+                                                  const std::chrono::duration<Rep, Period>& t) {
+  auto* p = detail::require(parent, "with_timeout", detail::kNullParent);
+  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(t), {});
+}
+
+template <class Tree, class Rep, class Period>
+std::pair<Context<Tree>, CancelFunc> with_timeout_cause(const Context<Tree>& parent,
+                                                        const std::chrono::duration<Rep, Period>& t,
+                                                        std::error_code cause) {
+  auto* p = detail::require(parent, "with_timeout_cause", detail::kNullParent);
+  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(t), cause);
+}
+
+template <class Tree, class T, class U>
+Context<Tree> with_value(const Context<Tree>& parent, const Key<T>& k, U&& v) {
+  auto* p = detail::require(parent, "with_value", detail::kNullParent);
+  detail::CounterShard& shard = detail::counter_shard();
+  auto* n = new detail::ValueNode<Tree, T>(p, k, std::forward<U>(v));
+  detail::retain(p);
+  detail::count_live(shard, Tree::index, 1);
+  return detail::Access::adopt<Tree>(n);
+}
+
+template <class Tree>
+Context<Tree> without_cancel(const Context<Tree>& parent) {
+  auto* p = detail::require(parent, "without_cancel", detail::kNullParent);
+  detail::CounterShard& shard = detail::counter_shard();
+  auto* n = new detail::Node<Tree>(detail::Kind::without_cancel, p, nullptr, p->values);
+  detail::retain(p);
+  detail::count_live(shard, Tree::index, 1);
+  return detail::Access::adopt<Tree>(n);
+}
+
+// Empty while c is not done; else the cause of the cancellation that made c (or its nearest
+// cancelled ancestor) done; else c.err().
+template <class Tree>
+std::error_code cause(const Context<Tree>& c) {
+  auto* a = detail::require(c, "cause")->anchor;
+  return a != nullptr ? Tree::cause(a) : std::error_code{};
+}
+
+// Runs f() once after c is done, on the thread that completes c, or at once on this thread if c
+// is already done. The StopFunc can prevent it.
+template <class Tree, class F>
+StopFunc after_func(const Context<Tree>& c, F f) {
+  auto* a = detail::require(c, "after_func")->anchor;
+  auto* r = new detail::AfterFunc<Tree, F>(std::move(f), a);
+  if (a != nullptr) {
+    detail::retain<Tree>(a);
+    bool registered;
+    try {
+      registered = Tree::add_listener(a, r);
+    } catch (...) {
+      r->unref();  // the registration's reference
+      r->unref();  // ours
+      throw;
+    }
+    if (!registered) detail::run_callback(r);  // done already: run here, drop the registration
+  }
+  return detail::Access::stop_func(r);
+}
+
+// A scoped callback, like std::stop_callback: runs f as after_func would; the destructor
+// deregisters and, if f is running on another thread, waits for it to finish.
+template <class Tree, class F>
+class DoneCallback {
+ public:
+  template <class G>
+  requires std::constructible_from<F, G> DoneCallback(const Context<Tree>& c, G&& f)
+      : rec_(std::forward<G>(f)) {
+    anchor_ = detail::require(c, "DoneCallback")->anchor;
+    if (anchor_ == nullptr) return;  // never done: f never runs
+    ctx_ = c;
+    if (!Tree::add_listener(anchor_, &rec_)) detail::run_callback(&rec_);
+  }
+  DoneCallback(const DoneCallback&) = delete;
+  DoneCallback& operator=(const DoneCallback&) = delete;
+
+  ~DoneCallback() {
+    if (anchor_ == nullptr) return;
+    if (detail::try_stop(&rec_)) {
+      if (Tree::remove_listener(anchor_, &rec_)) return;
+      detail::wait_released(&rec_);  // the completing thread holds it; it will skip it
+      return;
+    }
+    const std::uint32_t s = rec_.state.load(std::memory_order_acquire);
+    if ((s & detail::Callback::kStateMask) == detail::Callback::kRunning &&
+        rec_.runner.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+      *rec_.destroyed_in_run = true;  // destroyed from inside f: the runner must not touch us
+      return;
+    }
+    detail::wait_released(&rec_);
+  }
+
+ private:
+  struct Rec : detail::Callback {
+    template <class G>
+    explicit Rec(G&& g)
+        : detail::Callback(&invoke_fn, &detail::mark_released), f(std::forward<G>(g)) {}
+    static void invoke_fn(detail::Callback* cb) noexcept { static_cast<Rec*>(cb)->f(); }
+    F f;
+  };
+  Rec rec_;
+  Context<Tree> ctx_;  // keeps the anchor alive while registered
+  typename Tree::CancelNode* anchor_ = nullptr;
+};
+
+template <class Tree, class F>
+DoneCallback(const Context<Tree>&, F) -> DoneCallback<Tree, F>;
+
+// Go's String(): "context.Background", then one segment per layer.
+template <class Tree>
+std::string to_string(const Context<Tree>& c) {
+  std::vector<std::string> parts;  // leaf first
+  for (auto* n = detail::require(c, "to_string"); n != nullptr; n = n->parent) {
+    switch (n->kind) {
+      case detail::Kind::background:
+        parts.emplace_back("context.Background");
+        break;
+      case detail::Kind::todo:
+        parts.emplace_back("context.TODO");
+        break;
+      case detail::Kind::cancel:
+        parts.emplace_back(".WithCancel");
+        break;
+      case detail::Kind::timer:
+        parts.push_back(".WithDeadline(" + detail::format_deadline(n->anchor->deadline) + ")");
+        break;
+      case detail::Kind::value:
+        parts.push_back(
+            ".WithValue(" +
+            std::string(static_cast<detail::ValueNodeBase<Tree>*>(n)->layer.key->name()) + ")");
+        break;
+      case detail::Kind::without_cancel:
+        parts.emplace_back(".WithoutCancel");
+        break;
+    }
+  }
+  std::string s;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) s += *it;
+  return s;
+}
+
+namespace debug {
+
+// Cancel, cause, deadline and timeout children registered on this node (0 for nodes that
+// register none: roots, value layers, without_cancel).
+template <class Tree>
+std::size_t child_count(const Context<Tree>& c) {
+  auto* n = detail::require(c, "debug::child_count");
+  if (!detail::is_cancellable(n->kind)) return 0;
+  return Tree::child_count(static_cast<typename Tree::CancelNode*>(n));
+}
+
+// Nodes of this tree allocated and not yet freed (retired-but-unreclaimed ones included).
+template <class Tree>
+std::size_t live_nodes() noexcept {
+  const std::int64_t n = detail::live_count(Tree::index);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+// Frees what can be freed now.
+template <class Tree>
+void reclaim() noexcept {
+  Tree::reclaim();
+}
+
+}  // namespace debug
+}  // namespace ctxtree

@@ -1,0 +1,93 @@
+// ctxtree/detail/callback.hpp — callbacks registered on a node (after_func, DoneCallback,
+// stop_token), shared by every tree.
+//
+// A tree keeps registered callbacks in its own structure (the link fields below are the tree's)
+// and, when it completes the node, calls run_callback() on each one after releasing its locks.
+// Whether a callback runs or is stopped is decided here, on `state`, by one CAS — so exactly one
+// of "stop returned true" and "f ran" happens, whatever the race (Go's once-flag).
+//
+// States: armed → running → finished, or armed → stopped. kReleased is set (for non-counted
+// callbacks) when the tree no longer touches the callback; kWaiters marks a sleeper on the word.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <stop_token>
+#include <thread>
+
+namespace ctxtree::detail {
+
+struct Callback {
+  static constexpr std::uint32_t kArmed = 0;
+  static constexpr std::uint32_t kRunning = 1;
+  static constexpr std::uint32_t kFinished = 2;
+  static constexpr std::uint32_t kStopped = 3;
+  static constexpr std::uint32_t kStateMask = 3;
+  static constexpr std::uint32_t kReleased = 4;
+  static constexpr std::uint32_t kWaiters = 8;
+
+  using Fn = void (*)(Callback*) noexcept;
+  Callback(Fn invoke, Fn release) noexcept : invoke(invoke), release(release) {}
+
+  std::atomic<std::uint32_t> state{kArmed};
+  std::atomic<std::thread::id> runner{};  // written before the armed → running CAS
+  bool* destroyed_in_run = nullptr;       // the runner's flag, set if the owner dies inside f
+  const Fn invoke;                        // runs the user's function; noexcept: a throw terminates
+  const Fn release;                       // the tree's registration is over
+
+  // The tree's fields while the callback is registered; guarded by the tree.
+  Callback* prev = nullptr;
+  Callback* next = nullptr;
+  void* owner = nullptr;
+  std::atomic<std::uintptr_t> tree_word{0};
+};
+
+// Runs `cb` unless it was stopped, then ends the registration. Called by the thread that
+// completes the node, with no lock held.
+void run_callback(Callback* cb) noexcept;
+
+// armed → stopped. True if this call kept the function from running.
+inline bool try_stop(Callback* cb) noexcept {
+  std::uint32_t s = Callback::kArmed;
+  // acq_rel: a winning stop must see the registration; a losing one the runner's id.
+  return cb->state.compare_exchange_strong(s, Callback::kStopped, std::memory_order_acq_rel,
+                                           std::memory_order_acquire);
+}
+
+// Blocks until the registration of a non-counted callback (DoneCallback) has been released.
+void wait_released(Callback* cb) noexcept;
+
+// The release of a non-counted callback: marks it released and wakes its owner.
+void mark_released(Callback* cb) noexcept;
+
+// A callback owned by counted references: the tree's registration holds one, handles (StopFunc
+// copies, the node's stop bridge) the others.
+struct RefCallback : Callback {
+  RefCallback(Fn invoke, void (*destroy)(RefCallback*) noexcept, std::uint32_t refs) noexcept
+      : Callback(invoke, &RefCallback::unref_callback), refs(refs), destroy(destroy) {}
+
+  void ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }  // from a live reference
+  void unref() noexcept {
+    // acq_rel: the last owner must see every other owner's writes before destroying.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
+  }
+  static void unref_callback(Callback* cb) noexcept { static_cast<RefCallback*>(cb)->unref(); }
+
+  std::atomic<std::uint32_t> refs;
+  void (*const destroy)(RefCallback*) noexcept;
+};
+
+// The std::stop_source behind Context::stop_token() for trees that are not built on one.
+struct StopBridge : RefCallback {
+  StopBridge()  // the stop_source allocates its state: may throw std::bad_alloc
+      : RefCallback(&StopBridge::request, &StopBridge::destroy_bridge, /*node + registration*/ 2) {}
+  static void request(Callback* cb) noexcept {
+    static_cast<StopBridge*>(cb)->source.request_stop();
+  }
+  static void destroy_bridge(RefCallback* cb) noexcept { delete static_cast<StopBridge*>(cb); }
+  std::stop_source source;
+};
+
+inline void release_stop_bridge(StopBridge* b) noexcept { b->unref(); }
+
+}  // namespace ctxtree::detail

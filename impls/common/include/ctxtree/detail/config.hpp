@@ -1,0 +1,32 @@
+// ctxtree/detail/config.hpp — small build-wide constants and the test hook points.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ctxtree::detail {
+
+// Two lines, to keep clear of the adjacent-line prefetcher (as folly does); the standard constant
+// is missing under clang 14 with libstdc++.
+inline constexpr std::size_t kCacheLine = 128;
+
+// Internal steps at which a test can stall or freeze a thread (ctxtree::hooked builds only).
+enum class HookPoint : std::uint8_t {
+  register_child,     // a child is being linked into its parent's set
+  remove_child,       // a child is being unlinked from its parent's set
+  cancel_step,        // one step of a cancel walk
+  callback_register,  // a callback is being linked
+  callback_run,       // a callback is about to run
+};
+
+using HookFn = void (*)(HookPoint) noexcept;
+
+#ifdef CTXTREE_ENABLE_HOOKS
+void set_hook(HookFn fn) noexcept;
+void run_hook(HookPoint p) noexcept;
+#define CTXTREE_HOOK(point) ::ctxtree::detail::run_hook(::ctxtree::detail::HookPoint::point)
+#else
+#define CTXTREE_HOOK(point) ((void)0)
+#endif
+
+}  // namespace ctxtree::detail

@@ -1,0 +1,48 @@
+// ctxtree/detail/deadline.hpp — arming and disarming the timer of a deadline node, for any tree.
+//
+// The timer holds a counted reference to its node while armed. Whoever removes the entry — the
+// timer thread firing it, or disarm() from a completion — drops that reference.
+#pragma once
+
+#include <system_error>
+
+#include "ctxtree/detail/node.hpp"
+#include "ctxtree/detail/timer.hpp"
+#include "ctxtree/errc.hpp"
+
+namespace ctxtree::detail {
+
+template <class Tree>
+void fire_deadline(TimerEntry* t) noexcept {
+  auto* c = Tree::from_timer(t);
+  Tree::cancel(c, errc::deadline_exceeded, t->cause);
+  release<Tree>(c);
+}
+
+// Arms the timer of a new deadline node, or completes the node at once if `when` has passed.
+// `cause` is what cause() reports when the deadline fires (empty: deadline_exceeded).
+template <class Tree>
+void start_deadline(typename Tree::CancelNode* c, std::error_code cause) {
+  TimerEntry* t = Tree::timer_of(c);
+  t->when = c->deadline;
+  t->cause = cause ? cause : make_error_code(errc::deadline_exceeded);
+  t->fire = &fire_deadline<Tree>;
+  if (Tree::is_done(c)) return;  // the parent was done: the child inherited its error
+  if (Clock::now().time_since_epoch().count() >= t->when) {
+    Tree::cancel(c, errc::deadline_exceeded, t->cause);
+    return;
+  }
+  retain<Tree>(c);
+  TimerService& timers = TimerService::instance();
+  timers.arm(t);
+  // A cancel that completed the node before the entry was armed found nothing to disarm.
+  if (Tree::is_done(c) && timers.disarm(t)) release<Tree>(c);
+}
+
+// Called by a tree when it completes a deadline node: the timer is released at once.
+template <class Tree>
+void stop_deadline(typename Tree::CancelNode* c) noexcept {
+  if (TimerService::instance().disarm(Tree::timer_of(c))) release<Tree>(c);
+}
+
+}  // namespace ctxtree::detail

@@ -1,0 +1,47 @@
+// ctxtree/detail/debug_counters.hpp — live-node counters for leak and reclamation tests.
+//
+// Counting sits on the allocation path of every node, so there is no shared counter: each thread
+// owns a shard it alone writes (relaxed load + store, no RMW, no contended line); readers sum the
+// shards under a registry mutex. A node freed on another thread than the one that made it simply
+// makes one shard negative; only the sum means anything.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace ctxtree::detail {
+
+inline constexpr int kMaxTrees = 8;
+
+struct CounterShard {
+  std::atomic<std::int64_t> live[kMaxTrees] = {};
+  CounterShard* next = nullptr;  // registry list, guarded by the registry mutex
+};
+
+CounterShard* register_counter_shard();  // may throw std::bad_alloc before anything changes
+
+inline thread_local CounterShard* tls_counter_shard = nullptr;
+
+// Makes sure this thread has a shard. Called before a node is allocated, so a failure to
+// allocate the shard leaves nothing half-done.
+inline CounterShard& counter_shard() {
+  CounterShard* s = tls_counter_shard;
+  if (s == nullptr) [[unlikely]]
+    s = tls_counter_shard = register_counter_shard();
+  return *s;
+}
+
+inline void count_live(CounterShard& s, int tree, std::int64_t delta) noexcept {
+  // Relaxed: the shard has one writer; readers only need some recent value.
+  s.live[tree].store(s.live[tree].load(std::memory_order_relaxed) + delta,
+                     std::memory_order_relaxed);
+}
+
+// Called on free paths, which must not throw: a thread without a shard (it never allocated a
+// node) borrows the global overflow shard through an atomic RMW.
+void count_freed(int tree) noexcept;
+
+std::int64_t live_count(int tree) noexcept;
+
+}  // namespace ctxtree::detail

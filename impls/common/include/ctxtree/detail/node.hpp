@@ -1,0 +1,115 @@
+// ctxtree/detail/node.hpp — the parts of a node every tree shares.
+//
+// A context is a node; handles (Context, CancelFunc, Done, StopFunc) hold counted references.
+// Every node holds its parent, so a node's whole path to the root outlives it: value lookups,
+// to_string and done checks through value layers can walk it without further protection.
+// Roots (background, todo) are immortal statics and are never counted.
+//
+// Only the nodes that can be done by themselves — the cancellable ones, `Tree::CancelNode` — are
+// the tree's business; value and without_cancel layers are the same for every tree. Every other
+// node delegates "done" to its `anchor`, the nearest cancellable node on its path.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+
+#include "ctxtree/detail/debug_counters.hpp"
+#include "ctxtree/detail/values.hpp"
+
+namespace ctxtree::detail {
+
+using Clock = std::chrono::steady_clock;
+inline constexpr Clock::rep kNoDeadline = std::numeric_limits<Clock::rep>::max();
+
+enum class Kind : std::uint8_t { background, todo, value, without_cancel, cancel, timer };
+
+inline bool is_root(Kind k) noexcept { return k <= Kind::todo; }
+inline bool is_cancellable(Kind k) noexcept { return k >= Kind::cancel; }
+
+struct StopBridge;
+
+template <class Tree>
+struct Node {
+  using CancelNode = typename Tree::CancelNode;
+
+  constexpr explicit Node(Kind k) noexcept : kind(k) {}
+  Node(Kind k, Node* p, CancelNode* a, const ValueLayer* v) noexcept
+      : kind(k), parent(p), anchor(a), values(v) {}
+
+  // Handles, children and registrations. Increments are relaxed (a reference is only copied from
+  // a live one); the decrement is acq_rel so the freeing thread sees every write to the node.
+  std::atomic<std::uint32_t> refs{1};
+  const Kind kind;
+  Node* const parent = nullptr;              // counted reference; null for roots
+  CancelNode* const anchor = nullptr;        // nearest cancellable node on the path (self if
+                                             // cancellable); null: can never be done
+  const ValueLayer* const values = nullptr;  // nearest value layer on the path
+};
+
+// The immutable fields every tree's cancellable node carries.
+template <class Tree>
+struct CancelBase : Node<Tree> {
+  CancelBase(Kind k, Node<Tree>* p, const ValueLayer* v, Clock::rep d) noexcept
+      : Node<Tree>(k, p, static_cast<typename Tree::CancelNode*>(this), v), deadline(d) {}
+
+  const Clock::rep deadline;  // earliest deadline on the path (kNoDeadline: none)
+  // The std::stop_source bridge, made on the first stop_token() call; freed with the node.
+  std::atomic<StopBridge*> stop_bridge{nullptr};
+};
+
+template <class Tree>
+struct ValueNodeBase : Node<Tree> {
+  ValueNodeBase(Node<Tree>* p, const KeyBase* key,
+                void (*destroy)(ValueNodeBase*) noexcept) noexcept
+      : Node<Tree>(Kind::value, p, p->anchor, &layer), layer(key), destroy(destroy) {}
+  ~ValueNodeBase() { unlink_layer(layer); }
+  ValueLayer layer;  // linked into the value chain by the derived node, once its value exists
+  void (*const destroy)(ValueNodeBase*) noexcept;  // knows the value's type
+};
+
+template <class Tree>
+struct Roots {
+  static inline constinit Node<Tree> background{Kind::background};
+  static inline constinit Node<Tree> todo{Kind::todo};
+};
+
+void release_stop_bridge(StopBridge* b) noexcept;
+
+template <class Tree>
+inline void retain(Node<Tree>* n) noexcept {
+  // Relaxed: the caller already holds a reference, which orders everything that matters.
+  if (!is_root(n->kind)) n->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Drops one reference; frees the node, then its parent, and so on up the path while counts reach
+// zero — iteratively, so dropping the last handle of a million-deep chain uses no stack.
+template <class Tree>
+inline void release(Node<Tree>* n) noexcept {
+  while (n != nullptr && !is_root(n->kind)) {
+    // acq_rel: pairs with every other decrement, so the freeing thread sees all their writes.
+    if (n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    Node<Tree>* parent = n->parent;
+    switch (n->kind) {
+      case Kind::value: {
+        auto* v = static_cast<ValueNodeBase<Tree>*>(n);
+        v->destroy(v);
+        break;
+      }
+      case Kind::without_cancel:
+        delete n;
+        break;
+      default: {
+        auto* c = static_cast<typename Tree::CancelNode*>(n);
+        if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire)) release_stop_bridge(b);
+        Tree::destroy(c);
+        break;
+      }
+    }
+    count_freed(Tree::index);
+    n = parent;
+  }
+}
+
+}  // namespace ctxtree::detail

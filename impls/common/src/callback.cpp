@@ -1,0 +1,45 @@
+#include "ctxtree/detail/callback.hpp"
+
+#include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/futex.hpp"
+
+namespace ctxtree::detail {
+
+void run_callback(Callback* cb) noexcept {
+  CTXTREE_HOOK(callback_run);
+  // Relaxed: published to a destructor on another thread by the CAS below.
+  cb->runner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  std::uint32_t s = Callback::kArmed;
+  if (cb->state.compare_exchange_strong(s, Callback::kRunning, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+    bool destroyed = false;
+    cb->destroyed_in_run = &destroyed;
+    cb->invoke(cb);
+    if (destroyed) return;  // the owner was destroyed inside f; `cb` is gone
+    // Release: whoever waits for the end of f sees everything f did.
+    cb->state.fetch_xor(Callback::kRunning ^ Callback::kFinished, std::memory_order_acq_rel);
+  }
+  cb->release(cb);
+}
+
+void mark_released(Callback* cb) noexcept {
+  // acq_rel: the owner, seeing kReleased, may free `cb`; after this RMW we touch only the address.
+  const std::uint32_t prev = cb->state.fetch_or(Callback::kReleased, std::memory_order_acq_rel);
+  if (prev & Callback::kWaiters) futex_wake_all(cb->state);
+}
+
+void wait_released(Callback* cb) noexcept {
+  std::uint32_t s = cb->state.load(std::memory_order_acquire);
+  while (!(s & Callback::kReleased)) {
+    if (!(s & Callback::kWaiters)) {
+      if (!cb->state.compare_exchange_weak(s, s | Callback::kWaiters, std::memory_order_acq_rel,
+                                           std::memory_order_acquire))
+        continue;
+      s |= Callback::kWaiters;
+    }
+    futex_wait(cb->state, s, std::nullopt);
+    s = cb->state.load(std::memory_order_acquire);
+  }
+}
+
+}  // namespace ctxtree::detail

@@ -1,0 +1,126 @@
+// ctxtree/epoch_tree.hpp — EpochTree: lock-free child sets, unlinked nodes freed through EBR.
+//
+// Every cancellable node has one 64-bit `word`: the head of its child list (a Harris-Michael list,
+// pushed at the head) in the low 56 bits and its done state in the top byte (error, how the cause
+// is found, "subtree complete", "is a timer"). Registering a child and completing the node are CAS
+// operations on that same word, so a registration either lands before the completion (and the
+// completing walk sees the child) or fails and makes the child done at once: no missed child, no
+// lock. Children hold a counted reference to their parent, never the reverse: list links are
+// uncounted, and a node leaves memory through ctxtree/epoch/ebr.hpp once it is unlinked and its
+// last handle is gone.
+//
+// Completion and helping (API.md: every cancel call returns with the whole subtree done). A node
+// is completed by the CAS that sets its error (its own cancel, or a walk claiming it for a done
+// parent, inheriting the parent's error and cause). Its subtree is complete once the `complete`
+// bit is set, which any thread may do after seeing every child complete. A cancel call that finds
+// its node done does not wait for the winner: it walks the subtree itself, claiming live nodes and
+// descending into unfinished ones, so a stalled thread never blocks another (the child set is
+// lock-free: register, remove and the cancel walk each finish whatever another thread does). The
+// walk is iterative (parent pointers lead back up), allocates nothing, and re-pins its epoch
+// guard every kRepinEvery steps, keeping its place by counted references, so a walk of a million
+// nodes does not hold back reclamation.
+//
+// Removal (Go's removeChild). A node whose subtree is complete marks its `next` link (the logical
+// delete) and unlinks itself with a CAS on its predecessor, found at the head or by a short search
+// from it (kSearchBudget live nodes). When the search gives up (the node sits deep in a long list)
+// it stays as a marked tombstone: searches and an amortised cleaning pass (run when the parent's
+// tombstones reach max(64, live/2)) unlink it later. `next` also carries the hand-over between the
+// thread that unlinks a node and its destroy(): whichever comes second retires it.
+//
+// Causes. The default cause (cause == err) costs nothing. An explicit cause is staged first in
+// `cause_word` by one CAS (the category as a small index into a lock-free registry), so that any
+// thread can publish it; a node completed by a walk stores nothing and reports its parent's cause.
+//
+// Callbacks live in a slot word (one inline callback, or chunks of slots): registration and removal
+// are CASes on a slot, completion closes the word and takes every slot (no traversal of callback
+// memory, which belongs to the user). They run after the walk, with no guard held, on the thread
+// that completed their node.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <string_view>
+#include <system_error>
+
+#include "ctxtree/context.hpp"
+#include "ctxtree/detail/timer.hpp"
+
+namespace ctxtree {
+
+struct EpochTree {
+  static constexpr std::string_view name = "epoch";
+  static constexpr int index = 3;
+
+  struct CancelNode;
+  struct TimerNode;
+  using Node = detail::Node<EpochTree>;
+
+  static CancelNode* make_cancel(Node* parent, detail::Kind kind, Clock::rep deadline);
+  static void cancel(CancelNode* c, errc err, std::error_code cause) noexcept;
+  static bool is_done(const CancelNode* c) noexcept;
+  static std::error_code err(const CancelNode* c) noexcept;
+  static std::error_code cause(const CancelNode* c) noexcept;
+  static bool wait_until(const CancelNode* c, std::optional<Clock::time_point> t) noexcept;
+  static bool add_listener(CancelNode* c, detail::Callback* cb);
+  static bool remove_listener(CancelNode* c, detail::Callback* cb) noexcept;
+  static std::stop_token stop_token(CancelNode* c) {
+    return detail::bridge_stop_token<EpochTree>(c);
+  }
+  static std::size_t child_count(const CancelNode* c) noexcept;
+  static detail::TimerEntry* timer_of(CancelNode* c) noexcept;
+  static CancelNode* from_timer(detail::TimerEntry* t) noexcept;
+  static void destroy(CancelNode* c) noexcept;
+  static void reclaim() noexcept;
+
+  // The top byte of CancelNode::word; the low 56 bits are the first child.
+  static constexpr int kErrShift = 56;
+  static constexpr std::uint64_t kChildMask = (std::uint64_t{1} << kErrShift) - 1;
+  static constexpr std::uint64_t kErrBits = std::uint64_t{3} << kErrShift;  // 0: live
+  static constexpr std::uint64_t kComplete = std::uint64_t{1} << 58;        // subtree done
+  static constexpr std::uint64_t kCauseExplicit = std::uint64_t{1} << 59;   // in cause_word
+  static constexpr std::uint64_t kCauseInherited = std::uint64_t{2} << 59;  // the parent's
+  static constexpr std::uint64_t kCauseBits = std::uint64_t{3} << 59;       // 0: == err
+  static constexpr std::uint64_t kTimerBit = std::uint64_t{1} << 61;        // immutable
+
+  static constexpr unsigned kRepinEvery = 256;  // walk steps per epoch guard
+  static constexpr unsigned kSearchBudget = 8;  // live nodes a removal passes before giving up
+};
+
+struct EpochTree::CancelNode : detail::CancelBase<EpochTree> {
+  CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline) noexcept;
+
+  struct Tail {
+    // A staged explicit cause (error, category index, value) and the tombstone counter of this
+    // node's child list; see epoch_internal.hpp for the bit layout. Written by CAS / fetch_add.
+    // Dead once the node is retired (no child, no handle is left to read it): ctxtree/epoch's
+    // one-word Retired header overwrites it.
+    std::atomic<std::uint64_t> cause_word{0};
+    // Callbacks: 0, one Callback*, or a chunk list (tag 2); bit 0 closes it at completion. The
+    // thread that completed the node may still take them after the node is retired.
+    std::atomic<std::uintptr_t> callbacks{0};
+  } tail;
+  // Children and done state (see above). Error bits are set once; kComplete once, after them.
+  std::atomic<std::uint64_t> word;
+  // The link in cancel_parent's list: next sibling | kMarked | kUnlinked | kDestroyed | ...
+  std::atomic<std::uintptr_t> next;
+};
+
+struct EpochTree::TimerNode : EpochTree::CancelNode, detail::TimerEntry {
+  using CancelNode::CancelNode;
+};
+
+inline bool EpochTree::is_done(const CancelNode* c) noexcept {
+  // Acquire: pairs with the completing CAS, which publishes the cause written before it.
+  return (c->word.load(std::memory_order_acquire) & kErrBits) != 0;
+}
+
+inline std::error_code EpochTree::err(const CancelNode* c) noexcept {
+  // Acquire: as is_done.
+  return detail::error_from_bits(
+      static_cast<std::uint32_t>(c->word.load(std::memory_order_acquire) >> kErrShift) & 3);
+}
+
+}  // namespace ctxtree

@@ -1,0 +1,297 @@
+// The hand-written EBR of ctxtree/epoch/ebr.hpp (see the contract and the memory-order argument
+// there). Knobs: epochs advance by one; garbage expires two epochs after its retire; each thread
+// keeps three epoch buckets and collects every kCollectEvery retires.
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+
+#include "ctxtree/detail/config.hpp"
+#include "ctxtree/epoch/ebr.hpp"
+
+namespace ctxtree::epoch {
+namespace {
+
+// A bucket word: the 16-bit epoch tag in the top bits, the chain head (a user-space pointer,
+// below 2^48 on x86-64 and AArch64 Linux) in the rest.
+constexpr int kTagShift = 48;
+constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << kTagShift) - 1;
+
+std::uint64_t tag_of(std::uint64_t epoch) noexcept { return epoch & 0xffff; }
+std::uint64_t bucket_tag(std::uint64_t w) noexcept { return w >> kTagShift; }
+Retired* bucket_ptr(std::uint64_t w) noexcept {
+  return reinterpret_cast<Retired*>(static_cast<std::uintptr_t>(w & kPtrMask));
+}
+std::uint64_t bucket_word(std::uint64_t epoch, Retired* r) noexcept {
+  return (tag_of(epoch) << kTagShift) |
+         static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(r));
+}
+// Garbage tagged `tag` is expired once the epoch is two past it (a wrapped tag only delays).
+bool expired(std::uint64_t w, std::uint64_t epoch) noexcept {
+  return ((epoch - bucket_tag(w)) & 0xffff) >= 2;
+}
+
+// One per thread (reused after the thread exits). Cache-line aligned: `state` is read by every
+// advancing thread, the rest is mostly the owner's.
+struct alignas(detail::kCacheLine) Record {
+  // (epoch << 1) | 1 while pinned, 0 otherwise. Written by the owner only.
+  std::atomic<std::uint64_t> state{0};
+  // Garbage by epoch % 3: pushed by the owner, emptied by any collector (CAS on the word).
+  std::atomic<std::uint64_t> bucket[3] = {};
+  // Objects retired through this record since the start; written by the owner only.
+  std::atomic<std::uint64_t> retired{0};
+  // Held by a live thread (or a thread borrowing it after its own exit).
+  std::atomic<bool> owned{false};
+  Record* next = nullptr;  // registry list; immutable once published
+  // Owner-only:
+  unsigned guards = 0;
+  unsigned since_collect = 0;
+};
+
+constexpr int kStaticRecords = 64;
+
+struct Global {
+  alignas(detail::kCacheLine) std::atomic<std::uint64_t> epoch{2};
+  alignas(detail::kCacheLine) std::atomic<Record*> records{nullptr};  // push-only list
+  std::atomic<int> static_used{0};
+  std::atomic<std::uint64_t> freed{0};
+  Record pool[kStaticRecords];  // so that registering never allocates for the first threads
+};
+
+// Never destroyed: threads may retire and collect during process exit.
+constinit Global g;
+
+thread_local Record* tls_record = nullptr;
+thread_local bool tls_exited = false;
+
+constexpr std::uintptr_t kKindMask = 15;
+std::atomic<Deleter> g_deleters[kKindMask + 1] = {};
+std::atomic<unsigned> g_kinds{0};
+
+void free_chain(Retired* r) noexcept {
+  std::uint64_t n = 0;
+  while (r != nullptr) {
+    const std::uintptr_t link = r->link;  // read first: the deleter ends r's life
+    // Relaxed: registered before any object of the kind was retired (happens-before via retire).
+    g_deleters[link & kKindMask].load(std::memory_order_relaxed)(r);
+    r = reinterpret_cast<Retired*>(link & ~kKindMask);
+    ++n;
+  }
+  // Relaxed: a statistic; readers only need some recent value.
+  g.freed.fetch_add(n, std::memory_order_relaxed);
+}
+
+// A free record (marked owned), or a new one. Lock-free: a CAS per look and per publication.
+Record* claim_record() noexcept {
+  for (Record* r = g.records.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+    bool free = false;
+    // Acquire: the new owner sees the previous owner's owner-only fields.
+    if (!r->owned.load(std::memory_order_relaxed) &&
+        r->owned.compare_exchange_strong(free, true, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+      return r;
+  }
+  Record* r = nullptr;
+  const int slot = g.static_used.fetch_add(1, std::memory_order_relaxed);  // a unique index
+  if (slot < kStaticRecords) {
+    r = &g.pool[slot];
+  } else {
+    r = new (std::nothrow) Record;
+    if (r == nullptr) {
+      std::fputs("ctxtree::epoch: out of memory registering a thread\n", stderr);
+      std::abort();
+    }
+  }
+  r->owned.store(true, std::memory_order_relaxed);  // unpublished yet
+  Record* head = g.records.load(std::memory_order_relaxed);
+  do {
+    r->next = head;
+    // Release: publishes the record's initial state to list walkers (acquire loads).
+  } while (!g.records.compare_exchange_weak(head, r, std::memory_order_release,
+                                            std::memory_order_relaxed));
+  return r;
+}
+
+void release_record(Record* r) noexcept {
+  // Release: the next owner (acquire CAS) sees our owner-only fields.
+  r->owned.store(false, std::memory_order_release);
+}
+
+bool try_advance() noexcept {
+  std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
+  for (Record* r = g.records.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+    const std::uint64_t s = r->state.load(std::memory_order_seq_cst);
+    if ((s & 1) != 0 && (s >> 1) != e) return false;  // pinned in an older epoch
+  }
+  return g.epoch.compare_exchange_strong(e, e + 1, std::memory_order_seq_cst);
+}
+
+void collect_record(Record* r, std::uint64_t epoch) noexcept {
+  for (auto& b : r->bucket) {
+    // Acquire: the chain's objects were written by their retirer before its release CAS.
+    std::uint64_t w = b.load(std::memory_order_acquire);
+    while (bucket_ptr(w) != nullptr && expired(w, epoch)) {
+      if (b.compare_exchange_weak(w, w & ~kPtrMask, std::memory_order_acq_rel,
+                                  std::memory_order_acquire)) {
+        free_chain(bucket_ptr(w));
+        break;
+      }
+    }
+  }
+}
+
+struct ExitDrain {
+  ~ExitDrain() { drain(); }
+};
+
+// Deregisters the thread at exit; its garbage stays in the record for any collector.
+struct Registration {
+  ~Registration() {
+    Record* r = tls_record;
+    if (r == nullptr) return;
+    if (r->guards != 0) {  // a Guard leaked past the thread's end: unpin anyway
+      r->guards = 0;
+      r->state.store(0, std::memory_order_release);
+    }
+    collect();
+    tls_record = nullptr;
+    tls_exited = true;
+    release_record(r);
+  }
+};
+thread_local Registration tls_registration;
+
+Record* register_thread() noexcept {
+  static ExitDrain exit_drain;  // constructed before any garbage exists, so destroyed after
+  Record* r = claim_record();
+  (void)&tls_registration;  // odr-use: its destructor runs at thread exit
+  tls_record = r;
+  return r;
+}
+
+// The calling thread's record; after the thread's own deregistration (a destructor running late
+// in thread exit), a borrowed one that `Borrow` gives back.
+struct Borrow {
+  Record* r;
+  bool borrowed;
+  Borrow() noexcept : r(tls_record), borrowed(false) {
+    if (r != nullptr) [[likely]]
+      return;
+    if (!tls_exited) {
+      r = register_thread();
+    } else {
+      r = claim_record();
+      borrowed = true;
+      tls_record = r;
+    }
+  }
+  ~Borrow() {
+    if (borrowed && r->guards == 0) {
+      tls_record = nullptr;
+      release_record(r);
+    }
+  }
+};
+
+}  // namespace
+
+unsigned register_deleter(Deleter d) noexcept {
+  const unsigned kind = g_kinds.fetch_add(1, std::memory_order_relaxed) + 1;  // a unique index
+  if (kind > kKindMask) {
+    std::fputs("ctxtree::epoch: more than 15 deleters registered\n", stderr);
+    std::abort();
+  }
+  g_deleters[kind].store(d, std::memory_order_relaxed);
+  return kind;
+}
+
+Guard::Guard() noexcept {
+  Borrow b;
+  Record* r = b.r;
+  if (r->guards++ == 0) {
+    const std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
+    // seq_cst RMW: the pin is ordered before every link load that follows (see ebr.hpp).
+    r->state.exchange((e << 1) | 1, std::memory_order_seq_cst);
+  }
+}
+
+Guard::~Guard() {
+  Record* r = tls_record;
+  if (--r->guards == 0) {
+    // Release: every read made under the guard happens before a collector that sees the unpin.
+    r->state.store(0, std::memory_order_release);
+    if (tls_exited) {
+      tls_record = nullptr;
+      release_record(r);
+    }
+  }
+}
+
+void Guard::repin() noexcept {
+  Record* r = tls_record;
+  if (r->guards != 1) return;  // an outer guard still protects what was read
+  // Unpin, push the epoch on (we are typically what held it back), pin anew: a long traversal
+  // that re-pins regularly lets reclamation proceed whatever the other threads do.
+  r->state.store(0, std::memory_order_release);  // release: as in ~Guard
+  try_advance();
+  const std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
+  r->state.exchange((e << 1) | 1, std::memory_order_seq_cst);  // seq_cst: as in Guard()
+}
+
+bool pinned() noexcept {
+  const Record* r = tls_record;
+  return r != nullptr && r->guards != 0;
+}
+
+void retire(Retired* obj, unsigned kind) noexcept {
+  Borrow b;
+  Record* r = b.r;
+  // seq_cst: this read follows the unlink in S (see ebr.hpp).
+  const std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
+  std::atomic<std::uint64_t>& bucket = r->bucket[e % 3];
+  std::uint64_t w = bucket.load(std::memory_order_acquire);
+  Retired* stale = nullptr;
+  for (;;) {
+    // A tag other than e's in e's bucket is at least three epochs old: expired.
+    const bool old = bucket_tag(w) != tag_of(e);
+    stale = old ? bucket_ptr(w) : nullptr;
+    obj->link = reinterpret_cast<std::uintptr_t>(old ? nullptr : bucket_ptr(w)) | kind;
+    // Release: publishes obj's header to the collector that takes the chain (acquire).
+    if (bucket.compare_exchange_weak(w, bucket_word(e, obj), std::memory_order_release,
+                                     std::memory_order_acquire))
+      break;
+  }
+  // Relaxed load + store: the owner is the only writer of its counter.
+  r->retired.store(r->retired.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (stale != nullptr) free_chain(stale);
+  if (++r->since_collect >= kCollectEvery && r->guards == 0) {
+    r->since_collect = 0;
+    collect();
+  }
+}
+
+void collect() noexcept {
+  try_advance();
+  const std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
+  for (Record* r = g.records.load(std::memory_order_acquire); r != nullptr; r = r->next)
+    collect_record(r, e);
+}
+
+void drain() noexcept {
+  for (int i = 0; i < 3; ++i) collect();
+}
+
+std::size_t pending() noexcept {
+  std::uint64_t retired = 0;
+  for (Record* r = g.records.load(std::memory_order_acquire); r != nullptr; r = r->next)
+    retired += r->retired.load(std::memory_order_relaxed);
+  const std::uint64_t freed = g.freed.load(std::memory_order_relaxed);
+  return retired > freed ? static_cast<std::size_t>(retired - freed) : 0;
+}
+
+std::uint64_t current_epoch() noexcept {
+  return g.epoch.load(std::memory_order_relaxed);  // relaxed: a statistic
+}
+
+}  // namespace ctxtree::epoch

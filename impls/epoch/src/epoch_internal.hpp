@@ -1,0 +1,62 @@
+// Internal to EpochTree: word encodings and helpers shared by its source files.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <system_error>
+
+#include "ctxtree/epoch_tree.hpp"
+
+namespace ctxtree::epoch_detail {
+
+using CancelNode = EpochTree::CancelNode;
+
+// CancelNode::next: the sibling pointer (nodes are 16-byte aligned) and four flags.
+inline constexpr std::uintptr_t kMarked = 1;     // logically removed from the parent's list
+inline constexpr std::uintptr_t kUnlinked = 2;   // physically unlinked (or never linked)
+inline constexpr std::uintptr_t kDestroyed = 4;  // destroy() ran while still linked
+inline constexpr std::uintptr_t kTombstone = 8;  // counted in the parent's tombstone gauge
+inline constexpr std::uintptr_t kLinkFlags = 15;
+
+inline CancelNode* link_ptr(std::uintptr_t v) noexcept {
+  return reinterpret_cast<CancelNode*>(v & ~kLinkFlags);
+}
+inline CancelNode* first_child(std::uint64_t word) noexcept {
+  return reinterpret_cast<CancelNode*>(static_cast<std::uintptr_t>(word & EpochTree::kChildMask));
+}
+inline std::uint64_t with_first_child(std::uint64_t word, const CancelNode* c) noexcept {
+  return (word & ~EpochTree::kChildMask) |
+         static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(c));
+}
+inline std::uint32_t err_of(std::uint64_t word) noexcept {
+  return static_cast<std::uint32_t>(word >> EpochTree::kErrShift) & 3;
+}
+
+// CancelNode::word bit 62: the node was not counted live while retired (no counter shard).
+inline constexpr std::uint64_t kUncounted = std::uint64_t{1} << 62;
+
+// CancelNode::Tail::cause_word, from the top: the tombstones now in this node's child list
+// (16 bits, a gauge kept below 2^15 by cleaning; at the top so no carry or borrow reaches the
+// rest), the log2 of the cleaning threshold over 64 (4 bits), then a staged explicit cause:
+// error (2 bits, 0: none), category index (10 bits), value (32 bits).
+inline constexpr int kTombShift = 48;
+inline constexpr int kThresholdShift = 44;
+inline constexpr int kStagedErrShift = 42;
+inline constexpr int kCategoryShift = 32;
+inline constexpr std::uint64_t kStagedErrBits = std::uint64_t{3} << kStagedErrShift;
+
+// A small index for an error category (1..1023), registered on first use; 0 if the registry is
+// full (the cause then degrades to the error, documented in epoch_tree.cpp).
+unsigned category_index(const std::error_category& cat) noexcept;
+const std::error_category* category_at(unsigned index) noexcept;
+
+// Wakes threads blocked in wait_until on `c` (called after completing it).
+void wake_waiters(const CancelNode* c) noexcept;
+
+// Closes c's callback word and moves every registered callback onto `run` (via Callback::next).
+void take_callbacks(CancelNode* c, detail::Callback*& run) noexcept;
+
+// Frees c's callback chunks (from the deleter: nothing can reach them any more).
+void free_callback_chunks(CancelNode* c) noexcept;
+
+}  // namespace ctxtree::epoch_detail

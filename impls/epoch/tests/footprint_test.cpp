@@ -1,0 +1,31 @@
+// EpochTree's footprint: bytes a cancel node costs, and the Retired header's place in it.
+#include <gtest/gtest.h>
+
+#include <ctxtree/ctxtree.hpp>
+
+namespace {
+
+using Tree = ctxtree::EpochTree;
+
+TEST(EpochFootprint, CancelNodeAddsFourWordsToTheSharedBase) {
+  // word, next, and the tail that becomes the Retired header.
+  EXPECT_EQ(sizeof(Tree::CancelNode), sizeof(ctxtree::detail::CancelBase<Tree>) + 32);
+  EXPECT_LE(sizeof(Tree::CancelNode), 80u);
+}
+
+TEST(EpochFootprint, RetiredHeaderSitsRightAfterTheSharedBase) {
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor);
+  EXPECT_EQ(reinterpret_cast<char*>(&n->tail) - reinterpret_cast<char*>(n),
+            static_cast<std::ptrdiff_t>(sizeof(ctxtree::detail::CancelBase<Tree>)));
+}
+
+TEST(EpochFootprint, NodesAreSixteenByteAlignedForTheLinkFlags) {
+  auto [p, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  for (int i = 0; i < 100; ++i) {
+    auto [c, f] = ctxtree::with_cancel(p);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(ctxtree::detail::Access::node(c)) % 16, 0u);
+  }
+}
+
+}  // namespace

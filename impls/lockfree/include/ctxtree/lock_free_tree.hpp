@@ -1,0 +1,139 @@
+// ctxtree/lock_free_tree.hpp — LockFreeTree: no mutex, spinlock or wait on any path of derive,
+// cancel, remove, lookup or callback registration.
+//
+// Design. A cancellable node has one 64-bit `state` word: the error (2 bits), flags, and — once
+// done — the cause packed beside the error (category index + value, see below), so error and
+// cause are published by the same CAS and a reader that sees the error sees its cause.
+// is_done() is one acquire load of that word.
+//
+// Children and callbacks of a node live in its `Extras`, made on the first registration: a list
+// of *words*, each a 64-bit bitmap (`bits`: reserved, published, closed) with up to 30 slots. A
+// slot holds a child node or a tagged Callback*. Every race is settled on one atomic word:
+// - Registration: reserve a bit (CAS on `bits`), store the slot, publish the bit (CAS on `bits`,
+//   fails if closed). Completion closes every word (fetch_or kClosed). So a registering child is
+//   either published before the close — and the walk that closes the word reaches it — or sees
+//   the word closed and is done at once. Making the Extras is settled on `state` (kHasExtras
+//   CAS, fails once done); appending a word is settled on the first word's `bits` (a fetch_or(0)
+//   that reports kClosed). Removal clears the two bits (CAS, fails if closed).
+// - Completion: the first CAS that sets the error in `state` wins; nothing else decides.
+// Cancel walks the subtree depth first, iteratively, without a stack: it descends through the
+// slots and climbs back through `parent->anchor` and the child's own slot position.
+//
+// Helping, not waiting. Any cancel call that finds its node done walks the same subtree too,
+// completing (by CAS) whatever is still live, so every call returns with the subtree done even
+// if the thread that won is frozen mid-walk. A node whose subtree a walk has fully covered is
+// marked in its Extras gate (kGateDone), so later calls return at once. Each thread runs, after
+// its walk, the callbacks of exactly the nodes whose completion CAS it won.
+//
+// Reclamation (no library). A slot does not own its child. A node in an open word is alive: its
+// cancel function unlinks it (from an open word) before dropping its reference. Walkers read only
+// closed words, and while they do they are counted in that node's `gate`; a child dying in a
+// closed word clears its bit and, if any walker is inside the parent's gate, is pushed on the
+// gate's deferred list instead of being freed; the last walker out frees that list. Slots are
+// reused only through open words, which no walker reads, so no stale pointer is followed (no
+// ABA). Words are freed with their node; free slots are found through a `nonfull` count, so a
+// node holds at most ~(peak live children + 30 per concurrent registrant) slots.
+//
+// States of a node: live → done (error + cause set, by one CAS) → subtree done (kGateDone, for
+// nodes with Extras; a node without Extras is subtree-done when done). A word: open → closed;
+// appended words start pending and open only if the set was still open. A slot: free → reserved
+// → published → free (open word), or published → cleared by the child's death (closed word).
+// A callback slot in a closed word → taken by the completer or removed by its owner (slot CAS).
+//
+// Memory ordering: publication of a slot (its store, then the release CAS on `bits`) pairs with
+// the acquire fetch_or/load of walkers. The walker's gate entry and its first read of a word are
+// seq_cst, as are a dying child's bit clear and its read of the gate: in the single total order
+// either the walker's read follows the clear (it skips the child) or the dying child sees the
+// walker counted (it defers its free). Everything else is acq_rel/acquire/release as noted at
+// each operation; relaxed only for hints and counters that decide nothing.
+//
+// Lifetime: the caller of cancel() holds its node; a node reached by a walk is kept by the gate of
+// its parent; a node in an open word by its cancel function; a node on a run list by a reference
+// the walk takes. A node's Extras and words live as long as the node.
+//
+// The one wait: a DoneCallback destroyed while another thread has taken its callback for running
+// (removal lost the slot CAS) waits for that thread to release it — std::stop_callback's rule.
+//
+// Platform: pointers are packed with a small integer in bits 48-63 (x86-64, AArch64 user space).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <string_view>
+#include <system_error>
+
+#include "ctxtree/context.hpp"
+#include "ctxtree/detail/timer.hpp"
+
+namespace ctxtree {
+
+struct LockFreeTree {
+  static constexpr std::string_view name = "lockfree";
+  static constexpr int index = 2;
+
+  struct CancelNode;
+  struct TimerNode;
+  struct Extras;
+  struct Word;
+  using Node = detail::Node<LockFreeTree>;
+
+  // The state word. Live: flags only. Done: error, cause, flags.
+  static constexpr std::uint64_t kErrMask = 3;         // 0 live, else errc
+  static constexpr std::uint64_t kWaiters = 1 << 2;    // a thread may sleep on the low half
+  static constexpr std::uint64_t kHasExtras = 1 << 3;  // `extras` is set and may hold entries
+  static constexpr std::uint64_t kTimer = 1 << 4;      // Kind::timer (saves a load of `kind`)
+  static constexpr int kCategoryShift = 16;            // cause category index, 16 bits
+  static constexpr int kValueShift = 32;               // cause value, 32 bits
+  static constexpr std::uint64_t kResultMask = kErrMask | ~std::uint64_t{0xffff};  // err + cause
+
+  static CancelNode* make_cancel(Node* parent, detail::Kind kind, Clock::rep deadline);
+  static void cancel(CancelNode* c, errc err, std::error_code cause) noexcept;
+  static bool is_done(const CancelNode* c) noexcept;
+  static std::error_code err(const CancelNode* c) noexcept;
+  static std::error_code cause(const CancelNode* c) noexcept;
+  static bool wait_until(const CancelNode* c, std::optional<Clock::time_point> t) noexcept;
+  static bool add_listener(CancelNode* c, detail::Callback* cb);
+  static bool remove_listener(CancelNode* c, detail::Callback* cb) noexcept;
+  static std::stop_token stop_token(CancelNode* c);
+  static std::size_t child_count(const CancelNode* c) noexcept;
+  static detail::TimerEntry* timer_of(CancelNode* c) noexcept;
+  static CancelNode* from_timer(detail::TimerEntry* t) noexcept;
+  static void destroy(CancelNode* c) noexcept;
+  static void reclaim() noexcept {}
+
+  // White-box introspection for tests: slots allocated in c's child/callback set (0 if none).
+  static std::size_t slot_capacity(const CancelNode* c) noexcept;
+};
+
+struct LockFreeTree::CancelNode : detail::CancelBase<LockFreeTree> {
+  CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline) noexcept;
+
+  // See the state bits above. The error and cause are set once, by the completion CAS.
+  mutable std::atomic<std::uint64_t> state;
+  // Set once (CAS from null) before kHasExtras is set in `state`; freed with the node.
+  std::atomic<Extras*> extras{nullptr};
+  // Where this node is published in parent->anchor's set: a Word* with the slot index in bits
+  // 48-63; 0 when not published. Written before publication; cleared by the cancel that unlinks
+  // it from an open word; read by walkers only when found in a closed word (never cleared then).
+  std::uintptr_t slot = 0;
+};
+
+struct LockFreeTree::TimerNode : LockFreeTree::CancelNode, detail::TimerEntry {
+  using CancelNode::CancelNode;
+};
+
+inline bool LockFreeTree::is_done(const CancelNode* c) noexcept {
+  // Acquire: pairs with the completion CAS, so the cause and the completer's writes are visible.
+  return (c->state.load(std::memory_order_acquire) & kErrMask) != 0;
+}
+
+inline std::error_code LockFreeTree::err(const CancelNode* c) noexcept {
+  // Acquire: as is_done.
+  return detail::error_from_bits(
+      static_cast<std::uint32_t>(c->state.load(std::memory_order_acquire) & kErrMask));
+}
+
+}  // namespace ctxtree

@@ -1,0 +1,114 @@
+// lock_free_parts.hpp — LockFreeTree's private pieces: the slot words, the Extras block, the
+// packed cause. See ctxtree/lock_free_tree.hpp for the design.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <cstdint>
+#include <system_error>
+
+#include "ctxtree/detail/config.hpp"
+#include "ctxtree/errc.hpp"
+#include "ctxtree/lock_free_tree.hpp"
+
+namespace ctxtree {
+
+namespace lockfree {
+
+// ---- a pointer with a small integer in bits 48-63 (user-space pointers stay below 2^48)
+inline constexpr int kPackShift = 48;
+inline constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << kPackShift) - 1;
+static_assert(sizeof(void*) == 8, "LockFreeTree packs integers into the top bits of pointers");
+
+template <class T>
+std::uintptr_t pack(T* p, unsigned small) noexcept {
+  const auto bits = reinterpret_cast<std::uintptr_t>(p);
+  assert((bits & ~kPtrMask) == 0);
+  return bits | (std::uintptr_t{small} << kPackShift);
+}
+template <class T>
+T* unpack(std::uintptr_t v) noexcept {
+  return reinterpret_cast<T*>(v & kPtrMask);
+}
+inline unsigned slot_index(std::uintptr_t v) noexcept {
+  return static_cast<unsigned>(v >> kPackShift);
+}
+
+// ---- Word::bits: slot i is reserved (bit i) then published (bit 32 + i)
+inline constexpr unsigned kSlotsPerWord = 30;
+inline constexpr unsigned kFirstSlots = 3;  // the word inside Extras: enough for a chain link
+inline constexpr std::uint64_t kReservedAll = (std::uint64_t{1} << kSlotsPerWord) - 1;
+inline constexpr std::uint64_t kCallbackHint = std::uint64_t{1} << 30;  // sticky
+inline constexpr std::uint64_t kPending = std::uint64_t{1} << 31;       // appended, not yet open
+inline constexpr unsigned kPublishedShift = 32;
+inline constexpr std::uint64_t kAppendToggle = std::uint64_t{1} << 62;  // first word: see grow()
+inline constexpr std::uint64_t kClosed = std::uint64_t{1} << 63;
+constexpr std::uint64_t reserved_bit(unsigned i) { return std::uint64_t{1} << i; }
+constexpr std::uint64_t published_bit(unsigned i) {
+  return std::uint64_t{1} << (kPublishedShift + i);
+}
+
+// ---- slot entries: a child (CancelNode*, 8-aligned), a callback (Callback* | kCallbackTag), or a
+// callback slot settled after the close
+inline constexpr std::uintptr_t kCallbackTag = 1;
+inline constexpr std::uintptr_t kTakenEntry = 2;    // the completer took the callback
+inline constexpr std::uintptr_t kRemovedEntry = 6;  // its owner removed it
+
+// ---- Extras::gate: walkers inside (bits 48-62), deferred dead children (a CancelNode*, bits
+// 0-47), kGateDone (a walk covered the whole subtree)
+inline constexpr std::uint64_t kGateOne = std::uint64_t{1} << kPackShift;
+inline constexpr std::uint64_t kGateDone = std::uint64_t{1} << 63;
+inline constexpr std::uint64_t kGateCountMask = ~kPtrMask & ~kGateDone;
+
+inline void hook([[maybe_unused]] detail::HookPoint point) noexcept {
+#ifdef CTXTREE_ENABLE_HOOKS
+  detail::run_hook(point);
+#endif
+}
+
+// ---- the cause packed beside the error in `state`: category index (16 bits, a process-wide
+// table filled without locks, at most 65535 categories) and value (32 bits)
+std::uint64_t encode_result(errc err, std::error_code cause) noexcept;
+std::error_code decode_cause(std::uint64_t state) noexcept;
+
+struct Reservation {
+  LockFreeTree::Word* word = nullptr;  // null: the node is done
+  unsigned bit = 0;
+  LockFreeTree::Extras* extras = nullptr;
+};
+
+// Reserves a free slot in p's set, making the set first if needed. Throws std::bad_alloc with
+// nothing observable changed; an empty reservation when p is done.
+Reservation reserve(LockFreeTree::CancelNode* p, detail::HookPoint point);
+// Stores `entry` and publishes the slot; false (nothing registered) if the set was closed.
+bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
+             detail::HookPoint point) noexcept;
+// Gives back a reservation that will not be published.
+void unreserve(const Reservation& r) noexcept;
+
+}  // namespace lockfree
+
+// Up to 30 slots sharing one bitmap word. Slots beyond a word's capacity are reserved for ever.
+struct LockFreeTree::Word {
+  Word(std::atomic<std::uintptr_t>* storage, std::uint64_t initial) noexcept
+      : bits(initial), slots(storage) {}
+  std::atomic<std::uint64_t> bits;   // reserved, published, hints, kPending, kClosed
+  std::atomic<Word*> next{nullptr};  // append-only list, set once by a CAS from null
+  std::atomic<std::uintptr_t>* const slots;
+};
+
+// The children and callbacks of a node, made on the first registration, freed with the node.
+struct LockFreeTree::Extras {
+  Extras() noexcept
+      : first(first_slots,
+              lockfree::kReservedAll & ~((std::uint64_t{1} << lockfree::kFirstSlots) - 1)) {}
+  Word first;
+  std::atomic<std::uintptr_t> first_slots[lockfree::kFirstSlots];
+  std::atomic<std::uint64_t> gate{0};    // see kGate*
+  std::atomic<Word*> cursor{&first};     // hint: where the last free slot was found
+  std::atomic<Word*> last{&first};       // hint: the tail of the list
+  std::atomic<std::int32_t> nonfull{1};  // words with a free slot (a hint, exact when quiet)
+  CancelNode* run_next = nullptr;        // the completer's run list; written only by it
+};
+
+}  // namespace ctxtree

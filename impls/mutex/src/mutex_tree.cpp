@@ -1,0 +1,179 @@
+#include "ctxtree/mutex_tree.hpp"
+
+#include <cassert>
+
+#include "ctxtree/detail/config.hpp"
+
+namespace ctxtree {
+
+using detail::Callback;
+using detail::Kind;
+
+MutexTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) noexcept
+    : detail::CancelBase<MutexTree>(kind, parent, parent->values, deadline),
+      cancel_parent(parent->anchor) {
+  refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
+}
+
+MutexTree::CancelNode* MutexTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
+  CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
+                                      : new CancelNode(kind, parent, deadline);
+  detail::retain(parent);
+  if (CancelNode* p = c->cancel_parent) {
+    CTXTREE_HOOK(register_child);
+    std::lock_guard lock(p->mu);
+    if (const std::uint32_t e = p->done.err_bits()) {
+      c->cause = p->cause;
+      c->done.publish(e, /*walking=*/false);
+    } else {
+      c->next_sibling = p->first_child;
+      if (p->first_child != nullptr) p->first_child->prev_sibling = c;
+      p->first_child = c;
+      c->listed = true;
+      ++p->children;
+    }
+  }
+  return c;
+}
+
+namespace {
+
+using CancelNode = MutexTree::CancelNode;
+
+// Marks `c` done (caller holds c->mu and has checked it is live) and moves its callbacks onto
+// `run`, the walk's list of callbacks to run once no lock is held.
+void complete_locked(CancelNode* c, std::uint32_t err, std::error_code cause, Callback*& run) {
+  c->cause = cause;
+  c->done.publish(err, /*walking=*/true);
+  for (Callback* cb = c->first_callback; cb != nullptr;) {
+    Callback* next = cb->next;
+    cb->owner = nullptr;
+    cb->prev = nullptr;
+    cb->next = run;
+    run = cb;
+    cb = next;
+  }
+  c->first_callback = nullptr;
+  if (c->kind == Kind::timer) detail::stop_deadline<MutexTree>(c);
+}
+
+// Unlinks the first child of `p` (caller holds p->mu).
+CancelNode* pop_child(CancelNode* p) noexcept {
+  CancelNode* c = p->first_child;
+  p->first_child = c->next_sibling;
+  if (c->next_sibling != nullptr) c->next_sibling->prev_sibling = nullptr;
+  c->next_sibling = c->prev_sibling = nullptr;
+  c->listed = false;
+  --p->children;
+  return c;
+}
+
+// Completes every live descendant of `root` (already completed by this thread), depth first, hand
+// over hand: at most a parent's and a child's mutex are held at once, parent first.
+void walk(CancelNode* root, std::uint32_t err, std::error_code cause, Callback*& run) {
+  CancelNode* cur = root;
+  for (;;) {
+    CTXTREE_HOOK(cancel_step);
+    std::unique_lock lock(cur->mu);
+    if (cur->first_child == nullptr) {
+      lock.unlock();
+      if (cur == root) return;
+      CancelNode* up = cur->cancel_parent;
+      cur->done.finish_walk();  // cur may be freed from here on
+      cur = up;
+      continue;
+    }
+    CancelNode* child = pop_child(cur);
+    std::unique_lock child_lock(child->mu);
+    if (child->done.err_bits() == 0) {
+      complete_locked(child, err, cause, run);
+      cur = child;  // descend: child stays ours (kWalking) after both locks drop
+      continue;
+    }
+    if (!child->done.is_walking()) continue;
+    // Another thread is completing child's subtree; this call must not return before it has.
+    detail::retain<MutexTree>(child);  // alive: it was linked under cur's lock
+    child_lock.unlock();
+    lock.unlock();
+    child->done.wait_walk();
+    detail::release<MutexTree>(child);
+  }
+}
+
+void run_callbacks(Callback* run) noexcept {
+  while (run != nullptr) {
+    Callback* next = run->next;  // read first: running may end the callback's life
+    detail::run_callback(run);
+    run = next;
+  }
+}
+
+}  // namespace
+
+void MutexTree::cancel(CancelNode* c, errc err, std::error_code cause) noexcept {
+  const auto bits = static_cast<std::uint32_t>(err);
+  Callback* run = nullptr;
+  if (c->done.err_bits() != 0) {  // done already (RAII after an explicit cancel): no lock
+    c->done.wait_walk();
+    return;
+  }
+  bool has_children;
+  {
+    std::unique_lock lock(c->mu);
+    if (c->done.err_bits() != 0) {
+      lock.unlock();
+      c->done.wait_walk();  // lost the race: return only once the winner's walk is over
+      return;
+    }
+    complete_locked(c, bits, cause, run);
+    has_children = c->first_child != nullptr;  // none can join once c is done
+  }
+  if (has_children) walk(c, bits, cause, run);
+  c->done.finish_walk();  // the caller's reference keeps c alive
+  if (CancelNode* p = c->cancel_parent) {
+    CTXTREE_HOOK(remove_child);
+    std::lock_guard lock(p->mu);
+    if (c->listed) {
+      if (c->prev_sibling != nullptr)
+        c->prev_sibling->next_sibling = c->next_sibling;
+      else
+        p->first_child = c->next_sibling;
+      if (c->next_sibling != nullptr) c->next_sibling->prev_sibling = c->prev_sibling;
+      c->next_sibling = c->prev_sibling = nullptr;
+      c->listed = false;
+      --p->children;
+    }
+  }
+  run_callbacks(run);
+}
+
+bool MutexTree::add_listener(CancelNode* c, Callback* cb) {
+  CTXTREE_HOOK(callback_register);
+  std::lock_guard lock(c->mu);
+  if (c->done.err_bits() != 0) return false;
+  cb->owner = c;
+  cb->prev = nullptr;
+  cb->next = c->first_callback;
+  if (c->first_callback != nullptr) c->first_callback->prev = cb;
+  c->first_callback = cb;
+  return true;
+}
+
+bool MutexTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
+  std::lock_guard lock(c->mu);
+  if (cb->owner != c) return false;  // the completing walk took it
+  if (cb->prev != nullptr)
+    cb->prev->next = cb->next;
+  else
+    c->first_callback = cb->next;
+  if (cb->next != nullptr) cb->next->prev = cb->prev;
+  cb->owner = cb->prev = cb->next = nullptr;
+  return true;
+}
+
+std::size_t MutexTree::child_count(const CancelNode* c) noexcept {
+  std::lock_guard lock(c->mu);
+  return c->children;
+}
+
+}  // namespace ctxtree

@@ -1,0 +1,232 @@
+#include "ctxtree/stop_token_tree.hpp"
+
+#include <cassert>
+#include <utility>
+
+#include "ctxtree/detail/config.hpp"
+
+namespace ctxtree {
+
+using detail::Callback;
+using detail::Kind;
+
+namespace {
+
+using CancelNode = StopTokenTree::CancelNode;
+
+// The cancelling thread's work: set only inside cancel(), where no user code runs.
+struct DrainState {
+  bool active = false;
+  CancelNode* stack = nullptr;  // claimed nodes whose source is still to be stopped
+  Callback* run = nullptr;      // callbacks to run once the drain is over
+};
+thread_local DrainState tls_drain;
+
+// A callback's std::stop_callback. Callback::tree_word holds, in its low bits, who claimed the
+// callback first — the stop (a drain, or the registration itself when the source is already
+// stopped) or remove_listener; the claimer owns the run-or-skip decision. The std::stop_callback
+// constructor still writes to the registration after publishing it, so a drain that claims the
+// callback deletes the registration only once add_listener has set kRegistered; if it has not,
+// the drain sets kDrainDone and add_listener deletes it.
+constexpr std::uintptr_t kClaimMask = 3;
+constexpr std::uintptr_t kClaimedByDrain = 1;
+constexpr std::uintptr_t kClaimedInline = 2;
+constexpr std::uintptr_t kClaimedByRemove = 3;
+constexpr std::uintptr_t kRegistered = 4;
+constexpr std::uintptr_t kDrainDone = 8;
+
+// Sets the claim bits if nobody has claimed `cb`. acq_rel: the winner owns the callback and sees
+// the registration; pairs with the other claimers and with add_listener's fetch_or.
+bool claim(Callback* cb, std::uintptr_t who) noexcept {
+  std::uintptr_t w = cb->tree_word.load(std::memory_order_acquire);
+  do {
+    if (w & kClaimMask) return false;
+  } while (!cb->tree_word.compare_exchange_weak(w, w | who, std::memory_order_acq_rel,
+                                                std::memory_order_acquire));
+  return true;
+}
+
+struct ListenerReg {
+  struct Invoke {
+    Callback* cb;
+    void operator()() const noexcept {
+      const bool draining = tls_drain.active;
+      if (!claim(cb, draining ? kClaimedByDrain : kClaimedInline)) return;
+      if (draining) {
+        cb->next = tls_drain.run;
+        tls_drain.run = cb;
+      }
+    }
+  };
+  std::optional<std::stop_callback<Invoke>> registration;
+};
+
+void drain() noexcept;
+
+constexpr std::uint8_t kJoining = 0;
+constexpr std::uint8_t kCounted = 1;
+constexpr std::uint8_t kLeft = 2;
+
+// c leaves its parent's set (the link ran, or c's own cancel reset it). Relaxed: a statistic.
+void leave_parent_set(CancelNode* c) noexcept {
+  if (c->membership.exchange(kLeft, std::memory_order_relaxed) == kCounted)
+    c->cancel_parent->children.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+StopTokenTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline)
+    : detail::CancelBase<StopTokenTree>(kind, parent, parent->values, deadline),
+      cancel_parent(parent->anchor) {
+  refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
+}
+
+void StopTokenTree::CancelNode::Link::operator()() const noexcept {
+  CancelNode* c = child;
+  CancelNode* p = c->cancel_parent;
+  leave_parent_set(c);  // the parent's source dropped this registration
+  bool expected = false;
+  // acq_rel: one claimer; it alone writes the cause.
+  if (c->claimed.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+    c->cause = p->cause;  // p was published before its source was stopped
+    const std::uint32_t err = p->done.err_bits();
+    if (!tls_drain.active) {
+      // Registered on an already stopped source, inside make_cancel: no subtree yet, but its
+      // source must be stopped like any done node's, for the children it will get.
+      c->done.publish(err, /*walking=*/false);
+      c->source.request_stop();
+      return;
+    }
+    c->done.publish(err, /*walking=*/true);
+    if (c->kind == Kind::timer) detail::stop_deadline<StopTokenTree>(c);
+    detail::retain<StopTokenTree>(c);  // released when its subtree is complete
+    c->walk_parent = p;
+    c->pending = 1;
+    ++p->pending;
+    c->walk_next = tls_drain.stack;
+    tls_drain.stack = c;
+  } else if (tls_drain.active) {
+    // Another cancellation owns c; this drain must not end before that one's walk has.
+    c->done.wait_walk();
+  }
+}
+
+StopTokenTree::CancelNode* StopTokenTree::make_cancel(Node* parent, Kind kind,
+                                                      Clock::rep deadline) {
+  CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
+                                      : new CancelNode(kind, parent, deadline);
+  detail::retain(parent);
+  if (CancelNode* p = c->cancel_parent) {
+    CTXTREE_HOOK(register_child);
+
+    c->link.emplace(p->source.get_token(),
+                    CancelNode::Link{c});  // runs Link at once if p is stopped
+    std::uint8_t joining = kJoining;
+    // Relaxed: a statistic; a leave that came first wins and the child is never counted.
+    if (c->membership.compare_exchange_strong(joining, kCounted, std::memory_order_relaxed))
+      p->children.fetch_add(1, std::memory_order_relaxed);
+    // p may be done with its source not yet stopped by its drain: a child of a done parent must
+    // be done at once, so complete it here. As an own cancel would, the claimer then removes it
+    // from p: its link may never run (c can be freed before p's drain reaches p's source), and
+    // a Link running now only finds c claimed and not walking, so the reset waits briefly.
+    if (const std::uint32_t err = p->done.err_bits(); err != 0 && !is_done(c)) {
+      bool expected = false;
+      if (c->claimed.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+        c->cause = p->cause;
+        c->done.publish(err, /*walking=*/false);
+        c->source.request_stop();  // nothing registered on it yet
+        leave_parent_set(c);
+        c->link.reset();
+      } else {
+        c->done.wait_done(std::nullopt);  // the drain claimed it: its publish is imminent
+      }
+    }
+  }
+  return c;
+}
+
+namespace {
+
+// Marks a drained node's walk over once it and all its children are complete, up the drain.
+void finish(CancelNode* n) noexcept {
+  while (n != nullptr && --n->pending == 0) {
+    CancelNode* up = n->walk_parent;
+    n->done.finish_walk();
+    if (up != nullptr) detail::release<StopTokenTree>(n);  // the drain's reference
+    n = up;
+  }
+}
+
+void drain() noexcept {
+  while (CancelNode* n = tls_drain.stack) {
+    tls_drain.stack = n->walk_next;
+    CTXTREE_HOOK(cancel_step);
+    n->source.request_stop();  // links push the children, listeners queue their callbacks
+    finish(n);
+  }
+}
+
+}  // namespace
+
+void StopTokenTree::cancel(CancelNode* c, errc err, std::error_code cause) noexcept {
+  bool expected = false;
+  // The load spares the RMW when the node is done already (RAII after an explicit cancel).
+  if (c->claimed.load(std::memory_order_acquire) ||
+      !c->claimed.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+    c->done.wait_walk();  // lost the race: return only once the winner's walk is over
+    return;
+  }
+  c->cause = cause;
+  c->done.publish(static_cast<std::uint32_t>(err), /*walking=*/true);
+  if (c->kind == Kind::timer) detail::stop_deadline<StopTokenTree>(c);
+  assert(!tls_drain.active);
+  c->walk_parent = nullptr;
+  c->walk_next = nullptr;
+  c->pending = 1;
+  tls_drain.active = true;
+  tls_drain.stack = c;
+  drain();
+  tls_drain.active = false;
+  // Leave the parent's set (a no-op if the parent's stop already consumed the link).
+  CTXTREE_HOOK(remove_child);
+  if (c->cancel_parent != nullptr) leave_parent_set(c);
+  c->link.reset();
+  for (Callback* cb = std::exchange(tls_drain.run, nullptr); cb != nullptr;) {
+    Callback* next = cb->next;  // read first: running may end the callback's life
+    auto* reg = static_cast<ListenerReg*>(cb->owner);
+    // acq_rel: pairs with add_listener's fetch_or; whoever sets the second bit deletes.
+    if (cb->tree_word.fetch_or(kDrainDone, std::memory_order_acq_rel) & kRegistered) delete reg;
+    detail::run_callback(cb);
+    cb = next;
+  }
+}
+
+bool StopTokenTree::add_listener(CancelNode* c, Callback* cb) {
+  CTXTREE_HOOK(callback_register);
+  if (c->done.err_bits() != 0) return false;
+  auto* reg = new ListenerReg;
+  cb->owner = reg;  // before registering: a drain may take the callback at once
+  cb->tree_word.store(0, std::memory_order_relaxed);
+  reg->registration.emplace(c->source.get_token(), ListenerReg::Invoke{cb});
+  // acq_rel: pairs with the drain's fetch_or of kDrainDone (see kRegistered).
+  const std::uintptr_t w = cb->tree_word.fetch_or(kRegistered, std::memory_order_acq_rel);
+  if ((w & kClaimMask) == kClaimedInline) {
+    delete reg;  // the source was already stopped
+    return false;
+  }
+  if (w & kDrainDone) delete reg;  // a drain took and finished the callback already
+  return true;
+}
+
+bool StopTokenTree::remove_listener(CancelNode*, Callback* cb) noexcept {
+  if (!claim(cb, kClaimedByRemove)) return false;  // a stop took it; it owns the registration
+  delete static_cast<ListenerReg*>(cb->owner);     // deregisters; waits out a losing Invoke
+  return true;
+}
+
+std::size_t StopTokenTree::child_count(const CancelNode* c) noexcept {
+  const std::ptrdiff_t n = c->children.load(std::memory_order_relaxed);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+}  // namespace ctxtree

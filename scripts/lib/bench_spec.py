@@ -1,0 +1,110 @@
+"""The workloads of WORKLOADS.md: ids, swept parameter, metrics, which peers run them.
+
+This is the specification the scripts check results against. The trees are never listed here:
+they come from the benchmark binaries (`--ctxtree_list_trees`, the `ctxtree_trees` JSON context),
+which read them from ctxtree::AllTrees.
+"""
+
+from dataclasses import dataclass, field
+
+CSV_HEADER = ["workload", "impl", "param_name", "param_value", "threads", "metric", "value",
+              "unit", "repetitions", "cv"]
+
+PEERS = ("tbb", "go")
+
+UNITS = {
+    "ns_per_child": "ns", "ns_per_node": "ns", "ns_per_op": "ns", "ops_per_sec": "ops/s",
+    "p50_us": "us", "p99_us": "us", "create_ns": "ns", "p50_lateness_us": "us",
+    "p99_lateness_us": "us", "max_lateness_us": "us", "bytes_per_node": "bytes",
+}
+
+# Metrics where more is better (every other metric is a cost).
+HIGHER_IS_BETTER = {"ops_per_sec"}
+
+# Metrics taken over every event of every repetition: metric -> (events name, quantile).
+EVENT_METRICS = {
+    "p50_us": ("latency_us", 0.50), "p99_us": ("latency_us", 0.99),
+    "p50_lateness_us": ("lateness_us", 0.50), "p99_lateness_us": ("lateness_us", 0.99),
+    "max_lateness_us": ("lateness_us", 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: str
+    param: str
+    values: tuple  # param values as written in the CSV
+    metrics: tuple
+    timed: str  # what is timed, for the report
+    peers: frozenset = field(default_factory=frozenset)
+
+    def threads(self, value):
+        """The threads column of a row of this workload at parameter `value`."""
+        if self.param == "threads":
+            return int(value)
+        if self.id == "wake_latency":
+            return int(value) + 1
+        return 1
+
+    @property
+    def numeric(self):
+        return all(v.isdigit() for v in self.values)
+
+
+def _ints(*values):
+    return tuple(str(v) for v in values)
+
+
+_FANOUT = _ints(100, 1000, 10000, 100000, 1000000)
+_CHAIN = _ints(10, 100, 1000, 10000, 100000, 1000000)
+_VALUE = _ints(1, 10, 100, 1000, 10000)
+_TBB = frozenset({"tbb"})
+_GO = frozenset({"go"})
+_BOTH = _TBB | _GO
+
+WORKLOADS = (
+    Workload("fanout_create", "n", _FANOUT, ("ns_per_child",),
+             "creating n direct with_cancel children of one cancellable root", _BOTH),
+    Workload("fanout_cancel", "n", _FANOUT, ("ns_per_child",),
+             "the root's cancel call with n direct children", _BOTH),
+    Workload("fanout_cancel_callbacks", "n", _FANOUT, ("ns_per_child",),
+             "as fanout_cancel, each child with one after_func bumping a counter"),
+    Workload("tree_cancel", "shape", ("b10d5", "b2d16", "b1000d2"), ("ns_per_node",),
+             "cancel of the root of a full tree (branching b, depth d)", _BOTH),
+    Workload("chain_cancel", "depth", _CHAIN, ("ns_per_node",),
+             "cancel of the root of a chain of nested with_cancel", _GO),
+    Workload("chain_destroy", "depth", _CHAIN, ("ns_per_node",),
+             "dropping every handle of a (cancelled) chain, root first, + one reclaim()"),
+    Workload("value_lookup_far", "depth", _VALUE, ("ns_per_op",),
+             "value(k) from the leaf, k bound at the layer nearest the root", _GO),
+    Workload("value_lookup_miss", "depth", _VALUE, ("ns_per_op",),
+             "value(k) of a key bound nowhere", _GO),
+    Workload("value_lookup_near", "depth", _VALUE, ("ns_per_op",),
+             "value(k), k bound at the leaf", _GO),
+    Workload("value_lookup_mixed", "depth", _VALUE, ("ns_per_op",),
+             "value(k) through alternating value (8 cycling keys) and cancel layers", _GO),
+    Workload("value_create", "depth", _VALUE, ("ns_per_op",),
+             "one with_value of a new key on a chain of depth layers, handle dropped", _GO),
+    Workload("churn", "threads", _ints(1, 2, 4), ("ns_per_op", "ops_per_sec"),
+             "with_cancel of a shared parent then cancel, all threads on one parent", _BOTH),
+    Workload("churn_timeout", "threads", _ints(1, 2), ("ns_per_op",),
+             "as churn with with_timeout(parent, 1h)", _GO),
+    Workload("done_poll", "depth", _ints(1, 100), ("ns_per_op",),
+             "is_done() on a live node", _BOTH),
+    Workload("wake_latency", "waiters", _ints(1, 16, 256), ("p50_us", "p99_us"),
+             "from the cancel call to the last waiter blocked in done().wait() running", _GO),
+    Workload("timer_fire", "n", _ints(1000, 10000, 100000),
+             ("create_ns", "p50_lateness_us", "p99_lateness_us", "max_lateness_us"),
+             "n deadlines uniform in [1, 100] ms: creation, and lateness of each fire", _GO),
+    Workload("memory", "kind", ("cancel", "value", "deadline"), ("bytes_per_node",),
+             "heap bytes per node, 1e6 nodes, counting allocator", _GO),
+    Workload("lookup_under_churn", "threads", _ints(2), ("ns_per_op",),
+             "value lookups at depth 100 while another thread churns an ancestor", _GO),
+)
+
+BY_ID = {w.id: w for w in WORKLOADS}
+
+
+def impl_order(trees):
+    """Display order of implementations: the registry's trees, then the peers."""
+    return list(trees) + list(PEERS)

@@ -1,0 +1,239 @@
+#include "model.hpp"
+
+#include <ctxtree/ctxtree.hpp>
+#include <vector>
+
+namespace stress {
+namespace {
+
+class StressCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "stress"; }
+  std::string message(int v) const override { return "stress cause " + std::to_string(v); }
+};
+
+std::uint64_t encode(std::error_code c) noexcept {
+  if (!c) return 0;
+  const auto& ct = ctxtree::make_error_code(ctxtree::errc::canceled).category();
+  const std::uint64_t cat = &c.category() == &ct ? 1 : &c.category() == &stress_category() ? 2 : 3;
+  return cat << 32 | static_cast<std::uint32_t>(c.value());
+}
+
+// One to_string segment; `deadline` segments match ".WithDeadline(<anything non-empty>)".
+struct Segment {
+  std::string text;
+  bool deadline = false;
+};
+
+bool match(std::string_view s, const std::vector<Segment>& segs, std::size_t i) {
+  if (i == segs.size()) return s.empty();
+  if (!segs[i].deadline) {
+    return s.starts_with(segs[i].text) && match(s.substr(segs[i].text.size()), segs, i + 1);
+  }
+  constexpr std::string_view open = ".WithDeadline(";
+  if (!s.starts_with(open)) return false;
+  for (std::size_t close = s.find(')', open.size() + 1); close != std::string_view::npos;
+       close = s.find(')', close + 1)) {
+    if (match(s.substr(close + 1), segs, i + 1)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* kind_name(Kind k) noexcept {
+  switch (k) {
+    case Kind::background:
+      return "background";
+    case Kind::todo:
+      return "todo";
+    case Kind::cancel:
+      return "with_cancel";
+    case Kind::cancel_cause:
+      return "with_cancel_cause";
+    case Kind::deadline:
+      return "with_deadline";
+    case Kind::deadline_cause:
+      return "with_deadline_cause";
+    case Kind::value:
+      return "with_value";
+    case Kind::without_cancel:
+      return "without_cancel";
+  }
+  return "?";
+}
+
+const char* key_name(int key) noexcept {
+  static constexpr const char* names[kKeys] = {"k0", "k1", "k2", "k3", "s4"};
+  return key >= 0 && key < kKeys ? names[key] : "?";
+}
+
+bool never_done(const Shadow& s) noexcept {
+  return !any_on_cancel_path(s, [](const Shadow& p) { return p.cancellable(); });
+}
+
+bool cancel_returned_on_path(const Shadow& s) noexcept {
+  return any_on_cancel_path(
+      s, [](const Shadow& p) { return p.cancel_returned.load(std::memory_order_acquire); });
+}
+
+bool justified(const Shadow& s, Clock::time_point now) noexcept {
+  return any_on_cancel_path(s, [now](const Shadow& p) {
+    return p.cancel_started.load(std::memory_order_relaxed) ||
+           (p.own_deadline && *p.own_deadline <= now);
+  });
+}
+
+bool deadline_passed(const Shadow& s, Clock::time_point now) noexcept {
+  return any_on_cancel_path(
+      s, [now](const Shadow& p) { return p.own_deadline && *p.own_deadline <= now; });
+}
+
+std::optional<std::uint64_t> expected_value(const Shadow& s, int key) noexcept {
+  for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) {
+    if (p->key == key) return p->value;
+  }
+  return std::nullopt;
+}
+
+const std::error_category& stress_category() noexcept {
+  static const StressCategory category;
+  return category;
+}
+
+int make_cause_code(std::uint32_t seq, unsigned tid, bool deadline) noexcept {
+  return static_cast<int>((seq & 0xffffffu) << 7 | (tid & 0x3fu) << 1 | (deadline ? 1u : 0u));
+}
+
+Verdict check_done(const Shadow& s, std::error_code err, std::error_code cause,
+                   Clock::time_point now) {
+  const auto canceled = ctxtree::make_error_code(ctxtree::errc::canceled);
+  const auto deadline = ctxtree::make_error_code(ctxtree::errc::deadline_exceeded);
+  if (err != canceled && err != deadline) {
+    return {kInvOnce, "err() is neither canceled nor deadline_exceeded"};
+  }
+  if (!justified(s, now)) {
+    return {kInvSpurious,
+            "done, but nothing on its cancellation path was cancelled and no deadline passed"};
+  }
+  if (err == deadline && !deadline_passed(s, now)) {
+    return {kInvDeadlines, "deadline_exceeded before any deadline on its path passed"};
+  }
+  if (!cause) return {kInvOnce, "cause() empty on a done node"};
+  if (&cause.category() == &err.category()) {
+    if (cause == err) return {};
+    return {kInvOnce, "cause() is a ctxtree code that differs from err()"};
+  }
+  if (&cause.category() != &stress_category()) return {kInvOnce, "cause() has a foreign category"};
+  const int v = cause.value();
+  const bool by_deadline = (v & 1) != 0;
+  Verdict verdict{kInvOnce, "cause() names neither this node nor an ancestor on its path"};
+  any_on_cancel_path(s, [&](const Shadow& p) {
+    if (p.cancel_code != v && p.deadline_code != v) return false;
+    if (by_deadline) {
+      if (err != deadline) {
+        verdict = {kInvOnce, "a deadline cause with err() != deadline_exceeded"};
+      } else if (!p.own_deadline || *p.own_deadline > now) {
+        verdict = {kInvDeadlines, "a deadline cause before that deadline passed"};
+      } else {
+        verdict = {};
+      }
+    } else if (err != canceled) {
+      verdict = {kInvOnce, "a cancel cause with err() != canceled"};
+    } else if (!p.cancel_started.load(std::memory_order_relaxed)) {
+      verdict = {kInvSpurious, "the cancel cause of a node that was never cancelled"};
+    } else {
+      verdict = {};
+    }
+    return true;
+  });
+  return verdict;
+}
+
+std::string record_seen(Shadow& s, std::error_code err, std::error_code cause) {
+  // The first observation installs its code; every later one must find the same code.
+  auto first = [](std::atomic<std::uint64_t>& seen, std::uint64_t code) {
+    std::uint64_t prev = 0;
+    return seen.compare_exchange_strong(prev, code) ? code : prev;
+  };
+  if (const auto prev = first(s.seen_err, encode(err)); prev != encode(err)) {
+    return "err() changed: first seen as encoded " + std::to_string(prev) + ", now " +
+           describe_code(err);
+  }
+  if (const auto prev = first(s.seen_cause, encode(cause)); prev != encode(cause)) {
+    return "cause() changed: first seen as encoded " + std::to_string(prev) + ", now " +
+           describe_code(cause);
+  }
+  return "";
+}
+
+bool to_string_matches(const Shadow& s, std::string_view text) {
+  std::vector<const Shadow*> chain;
+  for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) chain.push_back(p);
+  std::vector<Segment> segs;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    const Shadow& p = **it;
+    switch (p.kind) {
+      case Kind::background:
+        segs.push_back({"context.Background"});
+        break;
+      case Kind::todo:
+        segs.push_back({"context.TODO"});
+        break;
+      case Kind::cancel:
+      case Kind::cancel_cause:
+        segs.push_back({".WithCancel"});
+        break;
+      case Kind::deadline:
+      case Kind::deadline_cause:
+        segs.push_back({"", true});
+        break;
+      case Kind::value:
+        segs.push_back({std::string(".WithValue(") + key_name(p.key) + ")"});
+        break;
+      case Kind::without_cancel:
+        segs.push_back({".WithoutCancel"});
+        break;
+    }
+  }
+  return match(text, segs, 0);
+}
+
+std::string describe_code(std::error_code c) {
+  if (!c) return "<none>";
+  return std::string(c.category().name()) + ":" + std::to_string(c.value()) + " (" + c.message() +
+         ")";
+}
+
+std::string describe_chain(const Shadow& s) {
+  const auto now = Clock::now();
+  std::string out;
+  // Plain appends: g++ 12 -O3 misreports -Wrestrict on chains of std::string operator+.
+  auto put = [&out](std::string_view label, const std::string& value) {
+    out.append(label);
+    out.append(value);
+  };
+  for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) {
+    put("    #", std::to_string(p->id));
+    put(" ", kind_name(p->kind));
+    put(" depth=", std::to_string(p->depth));
+    if (p->key >= 0) {
+      put(" ", key_name(p->key));
+      put("=", std::to_string(p->value));
+    }
+    if (p->own_deadline) {
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(*p->own_deadline - now).count();
+      put(us >= 0 ? " own_deadline=now+" : " own_deadline=now", std::to_string(us));
+      out.append("us");
+    }
+    if (p->cancel_code != 0) put(" cancel_code=", std::to_string(p->cancel_code));
+    if (p->deadline_code != 0) put(" deadline_code=", std::to_string(p->deadline_code));
+    if (p->cancel_started.load()) out.append(" [cancel started]");
+    if (p->cancel_returned.load()) out.append(" [cancel returned]");
+    out.push_back('\n');
+  }
+  return out;
+}
+
+}  // namespace stress

@@ -1,0 +1,7 @@
+// tests/conformance/after_func_test.cc — AfterFuncTest over every tree of ctxtree::AllTrees.
+#include "after_func_test.h"
+#include "trees.h"
+
+namespace ctxtree_test {
+INSTANTIATE_TYPED_TEST_SUITE_P(AfterFunc, AfterFuncTest, Trees);
+}  // namespace ctxtree_test

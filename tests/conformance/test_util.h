@@ -1,0 +1,211 @@
+// tests/conformance/test_util.h — the fixture and helpers shared by every conformance suite.
+//
+// Every suite derives its fixture from TreeTest<Tree>, which checks after each test that the tree
+// holds no more nodes than before it: a test that creates contexts also proves they are freed.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <ctxtree/ctxtree.hpp>
+#include <ctxtree/detail/config.hpp>  // the test hook (ctxtree::hooked)
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define CTXTREE_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define CTXTREE_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef CTXTREE_TEST_SANITIZED
+#define CTXTREE_TEST_SANITIZED 0
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define CTXTREE_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CTXTREE_TEST_TSAN 1
+#endif
+#endif
+#ifndef CTXTREE_TEST_TSAN
+#define CTXTREE_TEST_TSAN 0
+#endif
+
+namespace ctxtree_test {
+
+using namespace std::chrono_literals;
+using ctxtree::Clock;
+
+// "Eventually": a generous bound for things that happen asynchronously (timers firing, the timer
+// thread dropping its references). Only ever an upper bound; no test asserts a lower one.
+inline constexpr auto kEventually = CTXTREE_TEST_SANITIZED ? std::chrono::seconds(60) : 10s;
+// A deadline that never fires during a test (Go's "very long").
+inline constexpr auto kVeryLong = std::chrono::hours(1000);
+// A deadline that fires almost at once (Go's "short").
+inline constexpr auto kShort = 1ms;
+
+// Iteration count for pure race-repetition loops: sanitizers slow every step by 5-15x.
+constexpr int Scaled(int n) { return CTXTREE_TEST_SANITIZED ? (n / 10 > 0 ? n / 10 : 1) : n; }
+
+inline std::error_code Canceled() { return ctxtree::make_error_code(ctxtree::errc::canceled); }
+inline std::error_code DeadlineExceeded() {
+  return ctxtree::make_error_code(ctxtree::errc::deadline_exceeded);
+}
+
+// Distinct causes, none equal to Canceled() or DeadlineExceeded() as error codes.
+inline std::error_code CauseP() { return std::make_error_code(std::errc::connection_reset); }
+inline std::error_code CauseC() { return std::make_error_code(std::errc::broken_pipe); }
+inline std::error_code CauseT() { return std::make_error_code(std::errc::host_unreachable); }
+inline std::error_code CauseF() { return std::make_error_code(std::errc::network_down); }
+
+// `s` with the unspecified text inside every ".WithDeadline(...)" replaced by "*", so strings of
+// the same chain compare equal whenever they are printed (the text may show the time left).
+inline std::string NormalizeDeadlines(std::string_view s) {
+  static constexpr std::string_view kOpen = ".WithDeadline(";
+  std::string out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    if (s.substr(i, kOpen.size()) != kOpen) {
+      out += s[i++];
+      continue;
+    }
+    out += kOpen;
+    i += kOpen.size();
+    int depth = 1;
+    while (i < s.size() && depth > 0) {
+      depth += s[i] == '(' ? 1 : s[i] == ')' ? -1 : 0;
+      ++i;
+    }
+    out += "*)";
+  }
+  return out;
+}
+
+// Polls `pred` until it holds or `limit` passes; returns whether it held.
+template <class Pred>
+bool Eventually(Pred pred, Clock::duration limit = kEventually) {
+  const auto end = Clock::now() + limit;
+  while (!pred()) {
+    if (Clock::now() > end) return pred();
+    std::this_thread::sleep_for(100us);
+  }
+  return true;
+}
+
+// Runs functions on their own threads, all released at once, and joins them. A thread that does
+// not finish within kEventually means a deadlock: the process aborts with a message rather than
+// hanging until ctest's timeout, because a stuck thread cannot be cancelled.
+class Racers {
+ public:
+  void Add(std::function<void()> f) { fns_.push_back(std::move(f)); }
+
+  void Run() {
+    std::atomic<int> waiting{static_cast<int>(fns_.size())};
+    std::vector<std::thread> threads;
+    threads.reserve(fns_.size());
+    for (auto& f : fns_) {
+      threads.emplace_back([&, f = std::move(f)] {
+        waiting.fetch_sub(1, std::memory_order_acq_rel);
+        while (waiting.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+        f();
+        std::lock_guard<std::mutex> lock(mu_);
+        ++finished_;
+        cv_.notify_all();
+      });
+    }
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, kEventually, [&] { return finished_ == threads.size(); })) {
+        std::fprintf(stderr, "ctxtree_test: racing threads did not finish: deadlock?\n");
+        std::abort();
+      }
+    }
+    for (auto& t : threads) t.join();
+    fns_.clear();
+    finished_ = 0;
+  }
+
+ private:
+  std::vector<std::function<void()>> fns_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t finished_ = 0;
+};
+
+// done.wait(), with a watchdog: a wait that never returns aborts the process with a message
+// instead of hanging until ctest's timeout.
+template <class Done>
+void WaitOrAbort(const Done& done) {
+  std::atomic<bool> returned{false};
+  std::thread watchdog([&] {
+    if (!Eventually([&] { return returned.load(); })) {
+      std::fprintf(stderr, "ctxtree_test: Done::wait() did not return\n");
+      std::abort();
+    }
+  });
+  done.wait();
+  returned.store(true);
+  watchdog.join();
+}
+
+// Widens race windows: while alive, every internal step of every tree (ctxtree::hooked) yields
+// the thread now and then, so racing threads interleave at the library's own steps.
+class ScopedYieldHook {
+ public:
+  ScopedYieldHook() { ctxtree::detail::set_hook(&Hook); }
+  ~ScopedYieldHook() { ctxtree::detail::set_hook(nullptr); }
+  ScopedYieldHook(const ScopedYieldHook&) = delete;
+  ScopedYieldHook& operator=(const ScopedYieldHook&) = delete;
+
+ private:
+  static void Hook(ctxtree::detail::HookPoint) noexcept {
+    // Not every step: a yield can cost a whole time slice on a busy machine.
+    thread_local unsigned step = 0;
+    if (++step % 8 == 0) std::this_thread::yield();
+  }
+};
+
+// The base fixture of every suite: the live-node count returns to its value at the start.
+template <class Tree>
+class TreeTest : public ::testing::Test {
+ protected:
+  using Ctx = ctxtree::Context<Tree>;
+
+  void SetUp() override {
+    // The roots are created on first use; take the baseline after that.
+    (void)ctxtree::background<Tree>();
+    (void)ctxtree::todo<Tree>();
+    ctxtree::debug::reclaim<Tree>();
+    baseline_ = ctxtree::debug::live_nodes<Tree>();
+  }
+
+  void TearDown() override {
+    // Timers and racing threads may drop their last reference a moment after the test body.
+    const bool back = Eventually([&] {
+      ctxtree::debug::reclaim<Tree>();
+      return ctxtree::debug::live_nodes<Tree>() == baseline_;
+    });
+    EXPECT_TRUE(back) << "leak: " << ctxtree::debug::live_nodes<Tree>() << " live " << Tree::name
+                      << " nodes after the test, " << baseline_ << " before";
+  }
+
+  std::size_t baseline() const { return baseline_; }
+
+ private:
+  std::size_t baseline_ = 0;
+};
+
+}  // namespace ctxtree_test

@@ -1,0 +1,26 @@
+// tests/conformance/trees.h — the trees every conformance suite runs over.
+//
+// ctxtree::AllTrees as ::testing::Types: a tree added to the registry is tested by every suite
+// without touching the tests. Each <aspect>_test.cc instantiates its suite over `Trees` (one
+// translation unit per aspect keeps each compilation small enough for sanitizer builds).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <ctxtree/ctxtree.hpp>
+
+namespace ctxtree_test {
+
+// ctxtree::TreeList<Ts...> -> ::testing::Types<Ts...>.
+template <class List>
+struct GTestTypes;
+template <class... Trees>
+struct GTestTypes<ctxtree::TreeList<Trees...>> {
+  using type = ::testing::Types<Trees...>;
+};
+
+// Test names: "<Aspect>/<Suite>/<tree index>.<Test>"; gtest prints the tree with every failure,
+// and ctest (gtest_discover_tests) names each one "<Aspect>.<Test><ctxtree::MutexTree>".
+using Trees = GTestTypes<ctxtree::AllTrees>::type;
+
+}  // namespace ctxtree_test
