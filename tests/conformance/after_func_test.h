@@ -19,8 +19,8 @@ class AfterFuncTest : public TreeTest<Tree> {};
 TYPED_TEST_SUITE_P(AfterFuncTest);
 
 TYPED_TEST_P(AfterFuncTest, DoesNotRunBeforeDone) {
+  bool ran = false;  // outlives the cancel function, which runs the callback when destroyed
   auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
-  bool ran = false;
   auto stop = ctxtree::after_func(c, [&] { ran = true; });
   std::this_thread::sleep_for(kShort);
   EXPECT_FALSE(ran);

@@ -86,7 +86,9 @@ TEST(ChildSetRace, ChildrenDestroyedWhileTheParentWalksThem) {
 // (run by the completer) or refused (run at once by after_func).
 TEST(ChildSetRace, CallbackRegisteredWhileCancellingRunsOnce) {
   for (int round = 0; round < Scaled(3000); ++round) {
-    auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+    auto c_and_cancel = ctxtree::with_cancel(ctxtree::background<Tree>());
+    auto& c = c_and_cancel.first;
+    auto& cancel = c_and_cancel.second;
     std::atomic<int> runs{0};
     std::vector<ctxtree::StopFunc> stops;
     ASSERT_TRUE(RunTogether({
@@ -106,7 +108,9 @@ TEST(ChildSetRace, CallbackRegisteredWhileCancellingRunsOnce) {
 TEST(ChildSetRace, StopRacingCancelExactlyOneWins) {
   int stopped_total = 0;
   for (int round = 0; round < Scaled(20000); ++round) {
-    auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+    auto c_and_cancel = ctxtree::with_cancel(ctxtree::background<Tree>());
+    auto& c = c_and_cancel.first;
+    auto& cancel = c_and_cancel.second;
     std::atomic<int> runs{0};
     auto stop = ctxtree::after_func(c, [&runs] { runs.fetch_add(1); });
     std::atomic<bool> stopped{false};
@@ -121,7 +125,9 @@ TEST(ChildSetRace, StopRacingCancelExactlyOneWins) {
 // whole subtree done, by helping; the callbacks of the nodes it completed ran on its thread, and
 // the winner's own node's callback waits for the winner.
 TEST(ChildSetRace, LoserHelpsAFrozenWinner) {
-  auto [root, cancel_root] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto root_and_cancel_root = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto& root = root_and_cancel_root.first;
+  auto& cancel_root = root_and_cancel_root.second;
   std::vector<std::pair<Ctx, ctxtree::CancelFunc>> nodes;
   for (int i = 0; i < 40; ++i)
     nodes.push_back(

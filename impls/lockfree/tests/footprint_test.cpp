@@ -10,7 +10,8 @@ namespace {
 
 // 1e6 create/cancel cycles on one parent leave its slots and the heap where they were.
 TEST(Footprint, MillionCreateCancelCyclesLeaveTheParentAsItWas) {
-  auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto parent_and_cancel = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto& parent = parent_and_cancel.first;
   auto cycle = [&] {
     auto [c, cancel_c] = ctxtree::with_cancel(parent);
     cancel_c();
@@ -26,7 +27,8 @@ TEST(Footprint, MillionCreateCancelCyclesLeaveTheParentAsItWas) {
 
 // The same with two threads cycling on the parent at once: contention may add a word, once.
 TEST(Footprint, TwoThreadsCyclingDoNotGrowTheParent) {
-  auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto parent_and_cancel = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto& parent = parent_and_cancel.first;
   auto cycles = [&](int n) {
     return [&parent = parent, n] {
       for (int i = 0; i < n; ++i) {
