@@ -1,106 +1,102 @@
 #include "ctxtree/detail/timer.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace ctxtree::detail {
 
 using Clock = std::chrono::steady_clock;
 
 struct TimerService::Impl {
+  struct Slot {
+    Clock::rep when;
+    TimerEntry* entry;
+  };
+  static constexpr std::size_t kArity = 4;
+  // Entries the thread takes per lock acquisition: it fires them after unlocking.
+  static constexpr std::size_t kBatch = 64;
+
   std::mutex mu;
   std::condition_variable wake;
   // Guarded by mu:
-  TimerEntry* root = nullptr;  // pairing heap of armed entries, earliest at the root
+  std::vector<Slot> heap;  // min-heap on `when`; heap[i].entry->slot == i
   Clock::rep sleeping_until = std::numeric_limits<Clock::rep>::max();  // the thread's wake-up
   bool stopping = false;
   std::thread thread;  // started on the first arm
 
-  // Both roots of heaps (no siblings, no prev). Returns the root of their union.
-  static TimerEntry* meld(TimerEntry* a, TimerEntry* b) noexcept {
-    if (b->when < a->when) std::swap(a, b);
-    b->sibling = a->child;
-    if (a->child != nullptr) a->child->prev = b;
-    b->prev = a;
-    a->child = b;
-    return a;
+  void place(std::size_t i, Slot s) noexcept {
+    heap[i] = s;
+    s.entry->slot = static_cast<std::uint32_t>(i);
   }
 
-  // The standard two-pass pairing of a list of sibling heaps; iterative.
-  static TimerEntry* merge_pairs(TimerEntry* first) noexcept {
-    TimerEntry* paired = nullptr;  // pass 1 results, newest first, linked through sibling
-    while (first != nullptr) {
-      TimerEntry* a = first;
-      TimerEntry* b = a->sibling;
-      first = b != nullptr ? b->sibling : nullptr;
-      a->sibling = a->prev = nullptr;
-      TimerEntry* m = a;
-      if (b != nullptr) {
-        b->sibling = b->prev = nullptr;
-        m = meld(a, b);
-      }
-      m->sibling = paired;
-      paired = m;
+  // Puts s at hole i or above it.
+  void sift_up(std::size_t i, Slot s) noexcept {
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / kArity;
+      if (heap[parent].when <= s.when) break;
+      place(i, heap[parent]);
+      i = parent;
     }
-    if (paired == nullptr) return nullptr;
-    TimerEntry* root = paired;
-    paired = paired->sibling;
-    root->sibling = nullptr;
-    while (paired != nullptr) {
-      TimerEntry* next = paired->sibling;
-      paired->sibling = nullptr;
-      root = meld(root, paired);
-      paired = next;
-    }
-    return root;
+    place(i, s);
   }
 
-  TimerEntry* pop_root() noexcept {
-    TimerEntry* e = root;
-    root = merge_pairs(e->child);
-    e->child = nullptr;
-    e->armed = false;
+  // Puts s at hole i or below it.
+  void sift_down(std::size_t i, Slot s) noexcept {
+    const std::size_t n = heap.size();
+    for (;;) {
+      const std::size_t first = kArity * i + 1;
+      if (first >= n) break;
+      std::size_t best = first;
+      for (std::size_t c = first + 1; c < std::min(first + kArity, n); ++c)
+        if (heap[c].when < heap[best].when) best = c;
+      if (heap[best].when >= s.when) break;
+      place(i, heap[best]);
+      i = best;
+    }
+    place(i, s);
+  }
+
+  TimerEntry* remove_at(std::size_t i) noexcept {
+    TimerEntry* e = heap[i].entry;
+    e->slot = TimerEntry::kUnarmed;
+    const Slot last = heap.back();
+    heap.pop_back();
+    if (i < heap.size()) {
+      if (i > 0 && last.when < heap[(i - 1) / kArity].when)
+        sift_up(i, last);
+      else
+        sift_down(i, last);
+    }
     return e;
   }
 
-  void remove(TimerEntry* e) noexcept {
-    if (e == root) {
-      pop_root();
-      return;
-    }
-    if (e->prev->child == e)
-      e->prev->child = e->sibling;
-    else
-      e->prev->sibling = e->sibling;
-    if (e->sibling != nullptr) e->sibling->prev = e->prev;
-    e->sibling = e->prev = nullptr;
-    TimerEntry* sub = merge_pairs(e->child);
-    e->child = nullptr;
-    e->armed = false;
-    if (sub != nullptr) root = meld(root, sub);
-  }
-
   void run() {
+    TimerEntry* due[kBatch];
     std::unique_lock lock(mu);
     while (!stopping) {
-      if (root == nullptr) {
+      if (heap.empty()) {
         wake.wait(lock);
         continue;
       }
       const Clock::rep now = Clock::now().time_since_epoch().count();
-      if (root->when > now) {
-        sleeping_until = root->when;
-        wake.wait_until(lock, Clock::time_point(Clock::duration(root->when)));
+      if (heap.front().when > now) {
+        sleeping_until = heap.front().when;
+        wake.wait_until(lock, Clock::time_point(Clock::duration(sleeping_until)));
         sleeping_until = std::numeric_limits<Clock::rep>::max();
         continue;
       }
-      TimerEntry* e = pop_root();
+      // Taken entries are unarmed (disarm() now returns false) and keep the reference the timer
+      // holds on their node until fired.
+      std::size_t n = 0;
+      while (n < kBatch && !heap.empty() && heap.front().when <= now) due[n++] = remove_at(0);
       lock.unlock();
-      e->fire(e);  // cancels the node: user callbacks may run here, so no lock is held
+      for (std::size_t i = 0; i < n; ++i) due[i]->fire(due[i]);  // user callbacks: no lock held
       lock.lock();
     }
   }
@@ -135,12 +131,14 @@ void TimerService::arm(TimerEntry* e) {
   bool notify;
   {
     std::lock_guard lock(s.mu);
+    // Everything that can throw comes first.
+    if (s.heap.size() == s.heap.capacity())
+      s.heap.reserve(std::max<std::size_t>(64, 2 * s.heap.size()));
     if (!s.thread.joinable() && !s.stopping) s.thread = std::thread([&s] { s.run(); });
-    e->child = e->sibling = e->prev = nullptr;
-    e->armed = true;
-    s.root = s.root == nullptr ? e : Impl::meld(s.root, e);
+    s.heap.push_back({e->when, e});
+    s.sift_up(s.heap.size() - 1, {e->when, e});
     // Wake the thread only if it would otherwise sleep past this entry.
-    notify = s.root == e && e->when < s.sleeping_until;
+    notify = e->slot == 0 && e->when < s.sleeping_until;
   }
   if (notify) s.wake.notify_one();
 }
@@ -148,8 +146,8 @@ void TimerService::arm(TimerEntry* e) {
 bool TimerService::disarm(TimerEntry* e) noexcept {
   Impl& s = *impl_;
   std::lock_guard lock(s.mu);
-  if (!e->armed) return false;
-  s.remove(e);
+  if (e->slot == TimerEntry::kUnarmed) return false;
+  s.remove_at(e->slot);
   return true;
 }
 

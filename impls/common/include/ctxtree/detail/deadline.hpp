@@ -20,6 +20,7 @@ void fire_deadline(TimerEntry* t) noexcept {
 }
 
 // Arms the timer of a new deadline node, or completes the node at once if `when` has passed.
+// Throws what arming throws, with the node unarmed.
 // `cause` is what cause() reports when the deadline fires (empty: deadline_exceeded).
 template <class Tree>
 void start_deadline(typename Tree::CancelNode* c, std::error_code cause) {
@@ -32,9 +33,14 @@ void start_deadline(typename Tree::CancelNode* c, std::error_code cause) {
     Tree::cancel(c, errc::deadline_exceeded, t->cause);
     return;
   }
-  retain<Tree>(c);
+  retain<Tree>(c);  // the timer's reference; the caller holds two more, so undoing cannot free
   TimerService& timers = TimerService::instance();
-  timers.arm(t);
+  try {
+    timers.arm(t);
+  } catch (...) {
+    release<Tree>(c);
+    throw;  // the caller's handles cancel and drop the node: the parent is left as it was
+  }
   // A cancel that completed the node before the entry was armed found nothing to disarm.
   if (Tree::is_done(c) && timers.disarm(t)) release<Tree>(c);
 }

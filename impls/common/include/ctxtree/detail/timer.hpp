@@ -1,12 +1,16 @@
 // ctxtree/detail/timer.hpp — one timer thread for every deadline of every tree.
 //
-// Entries are intrusive (embedded in deadline nodes) and kept in a pairing heap: arming is O(1)
-// and allocates nothing, early cancel removes the entry at once (O(log n) amortised), and the
-// thread is woken only when a new entry becomes the earliest, so arming usually makes no system
-// call. The thread starts on the first arm and is stopped and joined at exit.
+// Armed entries sit in an implicit 4-ary min-heap of (deadline, entry) pairs, and each entry knows
+// its position, so early cancel removes it at once (O(log n)). The heap array keeps the keys
+// contiguous: a pop reads about log4(n) cache lines instead of chasing pointers through cold
+// nodes, which is what lets 100,000 deadlines over 100 ms fire on time. Arming allocates only
+// when the array grows (amortised, and never again below the peak), and wakes the thread only
+// when the new entry becomes the earliest, so it usually makes no system call. The thread starts
+// on the first arm and is stopped and joined at exit.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <system_error>
 
@@ -14,23 +18,21 @@ namespace ctxtree::detail {
 
 struct TimerEntry {
   using Fire = void (*)(TimerEntry*) noexcept;
+  static constexpr std::uint32_t kUnarmed = UINT32_MAX;
 
   std::chrono::steady_clock::rep when = 0;  // immutable once armed
   std::error_code cause;                    // the deadline cause; immutable once armed
   Fire fire = nullptr;                      // runs on the timer thread, no lock held
-
-  // Heap links and state, guarded by the service mutex.
-  TimerEntry* child = nullptr;
-  TimerEntry* sibling = nullptr;
-  TimerEntry* prev = nullptr;  // parent if first child, else left sibling
-  bool armed = false;
+  // Position in the service's heap, kUnarmed when not in it; guarded by the service mutex.
+  std::uint32_t slot = kUnarmed;
 };
 
 class TimerService {
  public:
   static TimerService& instance();
 
-  // Schedules `e->fire(e)` at `e->when`. The entry must not be armed.
+  // Schedules `e->fire(e)` at `e->when`. The entry must not be armed. Throws std::bad_alloc (or
+  // std::system_error when the thread cannot start) before changing anything.
   void arm(TimerEntry* e);
   // Removes an armed entry; true if it was removed before firing began.
   bool disarm(TimerEntry* e) noexcept;
