@@ -33,6 +33,7 @@ namespace values_test {
 // This thread's allocations between the two calls (alloc_count.cc).
 void start_counting() noexcept;
 long stop_counting() noexcept;
+long counted_bytes() noexcept;  // bytes requested between the two calls
 }  // namespace values_test
 
 namespace {
@@ -427,6 +428,32 @@ TYPED_TEST(ValuesTest, WithValueAllocatesAtMostTwiceWhileTheIndexGrows) {
 TYPED_TEST(ValuesTest, ValueNodeIsAtMostSixtyFourBytesPlusItsValue) {
   EXPECT_LE(sizeof(ctxtree::detail::ValueNode<TypeParam, std::uint64_t>),
             64 + sizeof(std::uint64_t));
+}
+
+TYPED_TEST(ValuesTest, ChainLayerIsAtMostSixtyFourBytesPlusItsValueAtAnyDepth) {
+  // The `memory` workload's measure (bytes requested from operator new per node, everything
+  // included: node, value, run tables) on chains of distinct keys, which index the most. Nothing
+  // is freed while the chain is built, so the bytes requested are the bytes held.
+  static const std::deque<ctxtree::Key<std::uint64_t>> keys = [] {
+    std::deque<ctxtree::Key<std::uint64_t>> k;
+    for (int i = 0; i < 10'000; ++i) k.emplace_back(std::to_string(i));
+    return k;
+  }();
+  (void)ctxtree::with_value(TestFixture::root(), keys[0], std::uint64_t{0});  // per-thread setup
+  for (const int depth : {1, 8, 9, 16, 17, 100, 1'000, 4'097, 10'000}) {
+    std::vector<typename TestFixture::Ctx> layers;
+    layers.reserve(depth);
+    auto c = TestFixture::root();
+    values_test::start_counting();
+    for (int i = 0; i < depth; ++i) {
+      c = ctxtree::with_value(c, keys[i], static_cast<std::uint64_t>(i));
+      layers.push_back(c);
+    }
+    values_test::stop_counting();
+    const double per_layer = double(values_test::counted_bytes()) / depth;
+    this->RecordProperty("bytes_per_layer_" + std::to_string(depth), std::to_string(per_layer));
+    EXPECT_LE(per_layer, 64.0 + sizeof(std::uint64_t)) << "depth " << depth;
+  }
 }
 
 TYPED_TEST(ValuesTest, MillionDeepChainLooksUpCorrectly) {
