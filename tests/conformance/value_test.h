@@ -281,7 +281,7 @@ TYPED_TEST_P(ValueTest, TenThousandDistinctKeysInOneChainAreEachFound) {
   static const std::vector<std::unique_ptr<ctxtree::Key<int>>>* keys = [] {
     auto* k = new std::vector<std::unique_ptr<ctxtree::Key<int>>>;
     for (int i = 0; i < kKeys; ++i) {
-      k->push_back(std::make_unique<ctxtree::Key<int>>("k" + std::to_string(i)));
+      k->push_back(std::make_unique<ctxtree::Key<int>>(std::to_string(i)));
     }
     return k;
   }();
