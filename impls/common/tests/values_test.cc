@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -432,6 +433,29 @@ TYPED_TEST(ValuesTest, ValueNodeIsAtMostSixtyFourBytesPlusItsValue) {
   auto c = ctxtree::with_value(TestFixture::root(), k, std::uint64_t{1});
   values_test::stop_counting();
   EXPECT_LE(values_test::counted_bytes(), 64 + static_cast<long>(sizeof(std::uint64_t)));
+}
+
+TYPED_TEST(ValuesTest, OverAlignedAndThrowingValuesAreHandled) {
+  // The node and its value are one allocation sized by the key's type: an over-aligned value
+  // takes the aligned operator new (and the key's dispose the aligned delete); a constructor that
+  // throws leaves nothing allocated (TearDown counts nodes, ASan the bytes).
+  struct alignas(64) Wide {
+    int v;
+  };
+  struct Throws {
+    explicit Throws(int) { throw std::runtime_error("no"); }
+  };
+  static const ctxtree::Key<Wide> wide("wide");
+  static const ctxtree::Key<Throws> throws("throws");
+  auto c = ctxtree::with_value(TestFixture::root(), wide, Wide{7});
+  auto d = ctxtree::with_value(c, key(0), 1);
+  const Wide* w = d.value(wide);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(w) % alignof(Wide), 0u);
+  EXPECT_EQ(w->v, 7);
+  EXPECT_THROW((void)ctxtree::with_value(d, throws, 1), std::runtime_error);
+  EXPECT_EQ(d.value(throws), nullptr);
+  EXPECT_TRUE(Sees(d, key(0), 1));
 }
 
 TYPED_TEST(ValuesTest, ChainMemoryPerLayer) {

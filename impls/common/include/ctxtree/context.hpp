@@ -380,6 +380,7 @@ template <class Tree, class T, class U>
 ValueNodeBase<Tree>* make_value_node(Node<Tree>* p, const Key<T>& k, U&& v) {
   static_assert(sizeof(ValueNodeBase<Tree>) == sizeof(Node<Tree>) + sizeof(ValueLayer),
                 "the layer ends the untyped part");
+  static_assert(sizeof(Node<Tree>) == kLayerAt, "value_offset counts the header");
   static_assert(alignof(ValueNodeBase<Tree>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
   constexpr std::size_t value_at = sizeof(ValueNodeBase<Tree>) - sizeof(ValueLayer) +
                                    value_offset<T>();  // from the node: after the layer

@@ -16,10 +16,13 @@ namespace detail {
 // A value node is an untyped part ending with its layer (detail::ValueLayer, kLayerBytes), then
 // the bound T at value_offset<T>() from the layer. The key knows T, so value nodes store neither
 // the offset nor a destructor: every byte a value node saves is saved per context.
+// The layer sits kLayerAt bytes into its node (after the node header), and the value's alignment
+// is counted from the node's start, which the allocation aligns.
+inline constexpr std::size_t kLayerAt = 32;
 inline constexpr std::size_t kLayerBytes = 16;
 template <class T>
 constexpr std::size_t value_offset() noexcept {
-  return (kLayerBytes + alignof(T) - 1) / alignof(T) * alignof(T);
+  return (kLayerAt + kLayerBytes + alignof(T) - 1) / alignof(T) * alignof(T) - kLayerAt;
 }
 // Value nodes of a T aligned beyond this come from the aligned operator new.
 template <class T>
