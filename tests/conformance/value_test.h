@@ -245,6 +245,66 @@ TYPED_TEST_P(ValueTest, DeepLookupFindsRootmostBinding) {
   EXPECT_EQ(*c.value(near), 999);
 }
 
+TYPED_TEST_P(ValueTest, DeepShadowingEveryDepthSeesItsNearestBinding) {
+  // One key bound at 2,000 depths, with other layers between its bindings: from every depth,
+  // and from a branch off every 100th, the nearest binding wins and the outer ones stay intact.
+  static const ctxtree::Key<int> key("shadowed");
+  static const ctxtree::Key<int> other("other");
+  constexpr int kDepth = 2000;
+  std::vector<typename TestFixture::Ctx> layers;
+  std::vector<ctxtree::CancelFunc> cancels;
+  auto c = ctxtree::background<TypeParam>();
+  for (int i = 0; i < kDepth; ++i) {
+    c = ctxtree::with_value(c, key, i);
+    layers.push_back(c);
+    if (i % 3 == 0) c = ctxtree::with_value(c, other, -i);
+    if (i % 7 == 0) {
+      auto [child, cancel] = ctxtree::with_cancel(c);
+      c = std::move(child);
+      cancels.push_back(std::move(cancel));
+    }
+  }
+  EXPECT_EQ(*c.value(key), kDepth - 1);
+  for (int i = 0; i < kDepth; ++i) {
+    ASSERT_NE(layers[i].value(key), nullptr) << i;
+    ASSERT_EQ(*layers[i].value(key), i) << i;
+    if (i % 100 == 0) {
+      auto branch = ctxtree::with_value(ctxtree::with_value(layers[i], other, 1), other, 2);
+      ASSERT_EQ(*branch.value(key), i) << i;
+      ASSERT_EQ(*branch.value(other), 2) << i;
+    }
+  }
+}
+
+TYPED_TEST_P(ValueTest, TenThousandDistinctKeysInOneChainAreEachFound) {
+  constexpr int kKeys = 10'000;
+  static const std::vector<std::unique_ptr<ctxtree::Key<int>>>* keys = [] {
+    auto* k = new std::vector<std::unique_ptr<ctxtree::Key<int>>>;
+    for (int i = 0; i < kKeys; ++i) {
+      k->push_back(std::make_unique<ctxtree::Key<int>>(std::to_string(i)));
+    }
+    return k;
+  }();
+  static const ctxtree::Key<int> missing("missing");
+  auto c = ctxtree::background<TypeParam>();
+  std::vector<typename TestFixture::Ctx> layers;
+  for (int i = 0; i < kKeys; ++i) {
+    c = ctxtree::with_value(c, *(*keys)[i], i);
+    layers.push_back(c);
+  }
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_NE(c.value(*(*keys)[i]), nullptr) << i;
+    ASSERT_EQ(*c.value(*(*keys)[i]), i) << i;
+  }
+  EXPECT_EQ(c.value(missing), nullptr);
+  // From the middle, the keys bound below it are invisible.
+  const auto& middle = layers[kKeys / 2];
+  EXPECT_EQ(*middle.value(*(*keys)[0]), 0);
+  EXPECT_EQ(*middle.value(*(*keys)[kKeys / 2]), kKeys / 2);
+  EXPECT_EQ(middle.value(*(*keys)[kKeys / 2 + 1]), nullptr);
+  EXPECT_EQ(middle.value(*(*keys)[kKeys - 1]), nullptr);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(ValueTest, BoundValueIsFound, LookupIsTypeSafe, RootsHaveNoValues,
                             UnboundKeyIsNull, ValuesAreFoundThroughEveryLayerKind,
                             ValuesSurviveCancellation, NearestBindingShadowsOuter,
@@ -255,6 +315,8 @@ REGISTER_TYPED_TEST_SUITE_P(ValueTest, BoundValueIsFound, LookupIsTypeSafe, Root
                             ValueIsCopiedNotReferenced, LookupsReturnTheSameObject,
                             PointerStaysValidWhileHandleLives, ValueIsDestroyedWithItsLastHandle,
                             ValueLayerMirrorsParentDoneState, ValueLayerOverBackgroundIsNeverDone,
-                            ValueLayerIsNotAChild, DeepLookupFindsRootmostBinding);
+                            ValueLayerIsNotAChild, DeepLookupFindsRootmostBinding,
+                            DeepShadowingEveryDepthSeesItsNearestBinding,
+                            TenThousandDistinctKeysInOneChainAreEachFound);
 
 }  // namespace ctxtree_test

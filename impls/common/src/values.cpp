@@ -21,13 +21,14 @@ namespace values {
 
 inline constexpr std::uint32_t kStretch = 8;      // plain layers before a run starts
 inline constexpr std::uint32_t kFirstBlock = 16;  // positions in a run's first block
-inline constexpr std::uint32_t kBlocks = 20;      // block b holds kFirstBlock << b positions
+inline constexpr std::uint32_t kBlocks = 12;      // block b holds kFirstBlock << b positions
 inline constexpr std::uint32_t kMaxPositions = kFirstBlock * ((1u << kBlocks) - 1);
 inline constexpr std::uint32_t kNone = 0xFFFFFFFFu;  // no previous position
 // An index slot: 0 when empty, else fingerprint << 24 | (position + 1).
 inline constexpr std::uint32_t kPosMask = 0x00FFFFFFu;
 static_assert(kStretch + 1 <= kFirstBlock, "a run's first block holds its first stretch and tip");
 static_assert(kMaxPositions < kPosMask, "positions fit an index slot");
+static_assert(kMaxPositions <= (std::uintptr_t{1} << (64 - kPosShift)), "positions fit a link");
 
 inline std::uint64_t key_hash(const KeyBase* k) noexcept {
   return (reinterpret_cast<std::uintptr_t>(k) >> 3) * 0x9E3779B97F4A7C15ull;
@@ -257,9 +258,13 @@ bool record(ValueRun& r, const ValueLayer& l, std::uint32_t q, bool allocated) n
   return true;
 }
 
-void make_plain(ValueLayer& l, const ValueLayer* outer, std::uint32_t pos) noexcept {
-  l.pos = pos;
-  l.link.store(reinterpret_cast<std::uintptr_t>(outer) | kPlainBit, std::memory_order_relaxed);
+void make_plain(ValueLayer& l, const ValueLayer* outer, std::uint32_t index) noexcept {
+  l.link.store(reinterpret_cast<std::uintptr_t>(outer) | index << 1 | kPlainBit,
+               std::memory_order_relaxed);
+}
+
+std::uintptr_t member_link(const ValueRun* r, std::uint32_t q) noexcept {
+  return reinterpret_cast<std::uintptr_t>(r) | std::uintptr_t{q} << kPosShift;
 }
 
 // Appends `l` to run r as position q if q is the next free one and nobody else takes it.
@@ -282,8 +287,7 @@ bool join(ValueRun& r, ValueLayer& l, std::uint32_t q, bool allocated) noexcept 
     allocated = true;
   }
   if (!record(r, l, q, allocated)) return false;
-  l.pos = q;
-  l.link.store(reinterpret_cast<std::uintptr_t>(&r), std::memory_order_relaxed);
+  l.link.store(member_link(&r, q), std::memory_order_relaxed);
   return true;
 }
 
@@ -293,6 +297,10 @@ ValueRun* convert(const ValueLayer& tip, std::uintptr_t tip_link) noexcept {
   constexpr std::size_t kRunBytes = sizeof(ValueRun) + block_bytes(kFirstBlock);
   void* mem = ::operator new(kRunBytes + index_bytes(kFirstIndexLog2), std::nothrow);
   if (mem == nullptr) return nullptr;
+  if ((reinterpret_cast<std::uintptr_t>(mem) & ~kAddrMask) != 0) {  // no room for positions
+    ::operator delete(mem);
+    return nullptr;
+  }
   auto* bytes = static_cast<char*>(mem);
   // The walk starts from tip_link, not from tip.link: a sibling may have converted tip since.
   // The layers above tip in its stretch are plain for good (only a stretch's last converts).
@@ -300,63 +308,64 @@ ValueRun* convert(const ValueLayer& tip, std::uintptr_t tip_link) noexcept {
   stretch[kStretch - 1] = &tip;
   std::uintptr_t link = tip_link;
   for (std::uint32_t i = kStretch - 1; i > 0; --i) {
-    stretch[i - 1] = reinterpret_cast<const ValueLayer*>(link & ~kPlainBit);
+    stretch[i - 1] = plain_outer(link);
     link = stretch[i - 1]->link.load(std::memory_order_relaxed);
   }
-  const auto* base = reinterpret_cast<const ValueLayer*>(link & ~kPlainBit);
+  const ValueLayer* base = plain_outer(link);
   auto* r = new (mem) ValueRun(base, &tip, init_index(bytes + kRunBytes, kFirstIndexLog2), kStretch,
                                reinterpret_cast<ValueRun::Block>(bytes + sizeof(ValueRun)));
   for (std::uint32_t q = 0; q < kStretch; ++q) record(*r, *stretch[q], q, true);
   // Release: publishes the run to lookups through tip and to the tip's other children.
   std::uintptr_t expected = tip_link;
-  if (tip.link.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(r),
+  if (tip.link.compare_exchange_strong(expected, member_link(r, kStretch - 1),
                                        std::memory_order_acq_rel, std::memory_order_acquire)) {
     return r;
   }
   r->~ValueRun();
   ::operator delete(mem);
-  return reinterpret_cast<ValueRun*>(expected);
+  return member_run(expected);
 }
 
 }  // namespace
 
-void link_layer(ValueLayer& l, const void* value, const ValueLayer* outer) noexcept {
-  l.value_offset = static_cast<std::uint32_t>(static_cast<const char*>(value) -
-                                              reinterpret_cast<const char*>(&l));
+void link_layer(ValueLayer& l, const ValueLayer* outer) noexcept {
   if (outer == nullptr) return make_plain(l, nullptr, 0);
-  std::uintptr_t link = outer->link.load(std::memory_order_acquire);
+  const std::uintptr_t link = outer->link.load(std::memory_order_acquire);
   const bool converting = (link & kPlainBit) != 0;
+  ValueRun* r;
+  std::uint32_t q;  // the position after outer's
   if (converting) {
-    if (outer->pos + 1 < kStretch) return make_plain(l, outer, outer->pos + 1);
-    ValueRun* r = convert(*outer, link);
+    if (plain_index(link) + 1 < kStretch) return make_plain(l, outer, plain_index(link) + 1);
+    r = convert(*outer, link);
     if (r == nullptr) return make_plain(l, outer, 0);
-    link = reinterpret_cast<std::uintptr_t>(r);
+    q = kStretch;
+  } else {
+    r = member_run(link);
+    q = member_pos(link) + 1;
   }
   // A conversion allocated; joining then must not allocate again (with_value's budget is 2).
-  if (!join(*reinterpret_cast<ValueRun*>(link), l, outer->pos + 1, converting)) {
-    make_plain(l, outer, 0);
-  }
+  if (!join(*r, l, q, converting)) make_plain(l, outer, 0);
 }
 
 // Iterative: chains may be deep.
-const void* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcept {
+const ValueLayer* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcept {
   for (;;) {
     // Acquire: a layer converted into a run's tip publishes the run with a release CAS.
     const std::uintptr_t link = v->link.load(std::memory_order_acquire);
     if ((link & values::kPlainBit) != 0) {
-      v = reinterpret_cast<const ValueLayer*>(link & ~values::kPlainBit);
+      v = values::plain_outer(link);
     } else {
-      const ValueRun* r = reinterpret_cast<const ValueRun*>(link);
-      if (const ValueLayer* hit = r->find(key, v->pos)) return hit->value();
+      const ValueRun* r = values::member_run(link);
+      if (const ValueLayer* hit = r->find(key, values::member_pos(link))) return hit;
       v = r->base;
     }
     if (v == nullptr) return nullptr;
-    if (v->key == key) return v->value();
+    if (v->key == key) return v;
   }
 }
 
 void release_member(ValueLayer& l, std::uintptr_t link) noexcept {
-  auto* r = reinterpret_cast<ValueRun*>(link);
+  ValueRun* r = values::member_run(link);
   if (r->owner != &l) return;
   for (auto* a = static_cast<Retained*>(r->retained); a != nullptr;) {
     Retained* next = a->next;

@@ -8,10 +8,12 @@ namespace values_test {
 namespace {
 thread_local bool t_counting = false;
 thread_local long t_allocations = 0;
+thread_local long t_bytes = 0;
 }  // namespace
 
 void start_counting() noexcept {
   t_allocations = 0;
+  t_bytes = 0;
   t_counting = true;
 }
 
@@ -20,11 +22,16 @@ long stop_counting() noexcept {
   return t_allocations;
 }
 
+long counted_bytes() noexcept { return t_bytes; }
+
 }  // namespace values_test
 
 namespace {
 void* counted(std::size_t n) noexcept {
-  if (values_test::t_counting) ++values_test::t_allocations;
+  if (values_test::t_counting) {
+    ++values_test::t_allocations;
+    values_test::t_bytes += static_cast<long>(n);
+  }
   return std::malloc(n != 0 ? n : 1);
 }
 }  // namespace

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,7 @@ namespace values_test {
 // This thread's allocations between the two calls (alloc_count.cc).
 void start_counting() noexcept;
 long stop_counting() noexcept;
+long counted_bytes() noexcept;  // bytes requested between the two calls
 }  // namespace values_test
 
 namespace {
@@ -425,8 +427,65 @@ TYPED_TEST(ValuesTest, WithValueAllocatesAtMostTwiceWhileTheIndexGrows) {
 }
 
 TYPED_TEST(ValuesTest, ValueNodeIsAtMostSixtyFourBytesPlusItsValue) {
-  EXPECT_LE(sizeof(ctxtree::detail::ValueNode<TypeParam, std::uint64_t>),
-            64 + sizeof(std::uint64_t));
+  static const ctxtree::Key<std::uint64_t> k("k");
+  (void)ctxtree::with_value(TestFixture::root(), k, std::uint64_t{0});  // per-thread setup
+  values_test::start_counting();
+  auto c = ctxtree::with_value(TestFixture::root(), k, std::uint64_t{1});
+  values_test::stop_counting();
+  EXPECT_LE(values_test::counted_bytes(), 64 + static_cast<long>(sizeof(std::uint64_t)));
+}
+
+TYPED_TEST(ValuesTest, OverAlignedAndThrowingValuesAreHandled) {
+  // The node and its value are one allocation sized by the key's type: an over-aligned value
+  // takes the aligned operator new (and the key's dispose the aligned delete); a constructor that
+  // throws leaves nothing allocated (TearDown counts nodes, ASan the bytes).
+  struct alignas(64) Wide {
+    int v;
+  };
+  struct Throws {
+    explicit Throws(int) { throw std::runtime_error("no"); }
+  };
+  static const ctxtree::Key<Wide> wide("wide");
+  static const ctxtree::Key<Throws> throws("throws");
+  auto c = ctxtree::with_value(TestFixture::root(), wide, Wide{7});
+  auto d = ctxtree::with_value(c, key(0), 1);
+  const Wide* w = d.value(wide);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(w) % alignof(Wide), 0u);
+  EXPECT_EQ(w->v, 7);
+  EXPECT_THROW((void)ctxtree::with_value(d, throws, 1), std::runtime_error);
+  EXPECT_EQ(d.value(throws), nullptr);
+  EXPECT_TRUE(Sees(d, key(0), 1));
+}
+
+TYPED_TEST(ValuesTest, ChainMemoryPerLayer) {
+  // The `memory` workload's measure (bytes requested from operator new per node, everything
+  // included: node, value, run tables) on chains of distinct keys, which index the most. Nothing
+  // is freed while the chain is built, so the bytes requested are the bytes held.
+  // Plain stretches meet #7's bound (64 bytes plus the value). Indexed chains do not yet: a run
+  // adds 16 bytes per position plus block and index growth (about 32-60 per layer), so beyond the
+  // first stretch this only guards against regressions while that is open.
+  static const std::deque<ctxtree::Key<std::uint64_t>> keys = [] {
+    std::deque<ctxtree::Key<std::uint64_t>> k;
+    for (int i = 0; i < 10'000; ++i) k.emplace_back(std::to_string(i));
+    return k;
+  }();
+  (void)ctxtree::with_value(TestFixture::root(), keys[0], std::uint64_t{0});  // per-thread setup
+  for (const int depth : {1, 8, 9, 16, 17, 100, 1'000, 4'097, 10'000}) {
+    std::vector<typename TestFixture::Ctx> layers;
+    layers.reserve(depth);
+    auto c = TestFixture::root();
+    values_test::start_counting();
+    for (int i = 0; i < depth; ++i) {
+      c = ctxtree::with_value(c, keys[i], static_cast<std::uint64_t>(i));
+      layers.push_back(c);
+    }
+    values_test::stop_counting();
+    const double per_layer = double(values_test::counted_bytes()) / depth;
+    this->RecordProperty("bytes_per_layer_" + std::to_string(depth), std::to_string(per_layer));
+    const double bound = depth <= 8 ? 64.0 + sizeof(std::uint64_t) : 120.0;
+    EXPECT_LE(per_layer, bound) << "depth " << depth;
+  }
 }
 
 TYPED_TEST(ValuesTest, MillionDeepChainLooksUpCorrectly) {

@@ -25,7 +25,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -228,7 +230,10 @@ class Context {
   }
   template <class T>
   const T* value(const Key<T>& k) const noexcept {
-    return static_cast<const T*>(detail::lookup_value(n_->values, &k));
+    const detail::ValueLayer* l = detail::lookup_layer(n_->values, &k);
+    if (l == nullptr) return nullptr;
+    return std::launder(
+        reinterpret_cast<const T*>(reinterpret_cast<const char*>(l) + detail::value_offset<T>()));
   }
   std::stop_token stop_token() const {
     auto* a = n_->anchor;
@@ -369,16 +374,34 @@ Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& t) {
   return now + std::chrono::ceil<Clock::duration>(t);
 }
 
-template <class Tree, class T>
-struct ValueNode final : ValueNodeBase<Tree> {
-  template <class U>
-  ValueNode(Node<Tree>* p, const Key<T>& k, U&& v)
-      : ValueNodeBase<Tree>(p, &k, &destroy_fn), value(std::forward<U>(v)) {
-    link_layer(this->layer, &value, p->values);
+// A value node: ValueNodeBase, then the T right after its layer, in one allocation that the key's
+// dispose frees (key.hpp), so the node stores no destructor and no offset.
+template <class Tree, class T, class U>
+ValueNodeBase<Tree>* make_value_node(Node<Tree>* p, const Key<T>& k, U&& v) {
+  static_assert(sizeof(ValueNodeBase<Tree>) == sizeof(Node<Tree>) + sizeof(ValueLayer),
+                "the layer ends the untyped part");
+  static_assert(sizeof(Node<Tree>) == kLayerAt, "value_offset counts the header");
+  static_assert(alignof(ValueNodeBase<Tree>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  constexpr std::size_t value_at = sizeof(ValueNodeBase<Tree>) - sizeof(ValueLayer) +
+                                   value_offset<T>();  // from the node: after the layer
+  constexpr std::size_t bytes = value_at + sizeof(T);
+  void* mem = kOverAligned<T> ? ::operator new (bytes, std::align_val_t{alignof(T)})
+                              : ::operator new(bytes);
+  auto* n = new (mem) ValueNodeBase<Tree>(p, &k);
+  try {
+    new (static_cast<char*>(mem) + value_at) T(std::forward<U>(v));
+  } catch (...) {
+    n->~ValueNodeBase();
+    if constexpr (kOverAligned<T>) {
+      ::operator delete (mem, std::align_val_t{alignof(T)});
+    } else {
+      ::operator delete(mem);
+    }
+    throw;
   }
-  static void destroy_fn(ValueNodeBase<Tree>* n) noexcept { delete static_cast<ValueNode*>(n); }
-  T value;
-};
+  link_layer(n->layer, p->values);
+  return n;
+}
 
 // The std::stop_token of a tree that is not built on std::stop_source: a bridge registered as a
 // callback on first use, cached on the node. It is registered before it is published, so a
@@ -468,7 +491,7 @@ template <class Tree, class T, class U>
 Context<Tree> with_value(const Context<Tree>& parent, const Key<T>& k, U&& v) {
   auto* p = detail::require(parent, "with_value", detail::kNullParent);
   detail::CounterShard& shard = detail::counter_shard();
-  auto* n = new detail::ValueNode<Tree, T>(p, k, std::forward<U>(v));
+  auto* n = detail::make_value_node(p, k, std::forward<U>(v));
   detail::retain(p);
   detail::count_live(shard, Tree::index, 1);
   return detail::Access::adopt<Tree>(n);

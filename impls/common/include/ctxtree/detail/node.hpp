@@ -59,14 +59,14 @@ struct CancelBase : Node<Tree> {
   std::atomic<StopBridge*> stop_bridge{nullptr};
 };
 
+// The untyped part of a value node; the bound T follows `layer` in the same allocation, at
+// value_offset<T>() from it (context.hpp: make_value_node). The key frees both (key.hpp).
 template <class Tree>
 struct ValueNodeBase : Node<Tree> {
-  ValueNodeBase(Node<Tree>* p, const KeyBase* key,
-                void (*destroy)(ValueNodeBase*) noexcept) noexcept
-      : Node<Tree>(Kind::value, p, p->anchor, &layer), layer(key), destroy(destroy) {}
+  ValueNodeBase(Node<Tree>* p, const KeyBase* key) noexcept
+      : Node<Tree>(Kind::value, p, p->anchor, &layer), layer(key) {}
   ~ValueNodeBase() { unlink_layer(layer); }
-  ValueLayer layer;  // linked into the value chain by the derived node, once its value exists
-  void (*const destroy)(ValueNodeBase*) noexcept;  // knows the value's type
+  ValueLayer layer;  // last member: the value's offset is counted from it
 };
 
 template <class Tree>
@@ -94,7 +94,10 @@ inline void release(Node<Tree>* n) noexcept {
     switch (n->kind) {
       case Kind::value: {
         auto* v = static_cast<ValueNodeBase<Tree>*>(n);
-        v->destroy(v);
+        const KeyBase* key = v->layer.key;
+        void* layer = &v->layer;
+        v->~ValueNodeBase();
+        key->dispose(v, layer);
         break;
       }
       case Kind::without_cancel:

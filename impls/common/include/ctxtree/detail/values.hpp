@@ -28,7 +28,7 @@
 // A run is owned by the layer it was converted from (position kStretch - 1): every other member
 // descends from it, so the run is freed with it. Run tables grow by doubling; old index tables
 // are kept until the run dies, because readers may still be probing them. Memory: a value node
-// is 64 bytes plus its value; a run adds about 16 bytes per position and 8-16 per distinct key.
+// is 48 bytes plus its value; a run adds about 16 bytes per position and 8-16 per distinct key.
 #pragma once
 
 #include <atomic>
@@ -38,41 +38,60 @@
 
 namespace ctxtree::detail {
 
-// One binding. Embedded in the value node, which stores the bound object at `value_offset`.
-struct ValueLayer {
+struct ValueRun;
+
+// One binding: the last member of a value node, which keeps the bound T right after it (key.hpp).
+// 16 bytes, so that a value node is the 32-byte node header, this, and the value.
+struct alignas(16) ValueLayer {
   explicit ValueLayer(const KeyBase* k) noexcept : key(k) {}
   ValueLayer(const ValueLayer&) = delete;
   ValueLayer& operator=(const ValueLayer&) = delete;
 
-  const void* value() const noexcept { return reinterpret_cast<const char*>(this) + value_offset; }
-
   const KeyBase* const key;
-  // A plain layer: the address of its outer layer (0 at the root) | kPlainBit. A run member:
-  // its ValueRun. Changes at most once, plain -> run, when the layer becomes a run's tip;
-  // mutable because that conversion is invisible to lookups (the answers stay the same).
+  // Where the layer is, in one word (layers and runs are 16-aligned):
+  //   plain:      outer layer's address (0 at the root) | index in its stretch << 1 | kPlainBit
+  //   run member: its ValueRun's address | position in the run << kPosShift
+  // Changes at most once, plain -> member, when the layer becomes a run's tip; mutable because
+  // that conversion is invisible to lookups (the answers stay the same).
   mutable std::atomic<std::uintptr_t> link{0};
-  std::uint32_t pos = 0;           // plain: index in its stretch; member: position in its run
-  std::uint32_t value_offset = 0;  // from this layer to the bound object
 };
+static_assert(sizeof(ValueLayer) == kLayerBytes);
 
 namespace values {
 inline constexpr std::uintptr_t kPlainBit = 1;
+// A run's address fits below bit 48 (user space on x86-64 and 48-bit AArch64; values.cpp checks
+// and leaves the layers plain otherwise), so positions take the 16 bits above.
+inline constexpr unsigned kPosShift = 48;
+inline constexpr std::uintptr_t kAddrMask = (std::uintptr_t{1} << kPosShift) - 1;
+
+inline const ValueLayer* plain_outer(std::uintptr_t link) noexcept {
+  return reinterpret_cast<const ValueLayer*>(link & ~std::uintptr_t{15});
+}
+inline std::uint32_t plain_index(std::uintptr_t link) noexcept {
+  return static_cast<std::uint32_t>(link >> 1) & 7;
+}
+inline ValueRun* member_run(std::uintptr_t link) noexcept {
+  return reinterpret_cast<ValueRun*>(link & kAddrMask);
+}
+inline std::uint32_t member_pos(std::uintptr_t link) noexcept {
+  return static_cast<std::uint32_t>(link >> kPosShift);
+}
 }  // namespace values
 
 // The search beyond `v` itself (values.cpp).
-const void* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcept;
+const ValueLayer* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcept;
 
-// The value bound to `key` by the layer nearest to `v`, or null. The common case — the key bound
-// by the nearest layer — stays inline; the rest is O(1) per run (see above).
-inline const void* lookup_value(const ValueLayer* v, const KeyBase* key) noexcept {
+// The layer nearest to `v` that binds `key`, or null. The common case — the key bound by the
+// nearest layer — stays inline; the rest is O(1) per run (see above).
+inline const ValueLayer* lookup_layer(const ValueLayer* v, const KeyBase* key) noexcept {
   if (v == nullptr) return nullptr;
-  if (v->key == key) return v->value();
+  if (v->key == key) return v;
   return lookup_beyond(v, key);
 }
 
-// Places a new layer, whose bound object is at `value`, under `outer` (the parent's nearest
-// value layer). Never fails: when memory for run tables is short the layer stays plain.
-void link_layer(ValueLayer& l, const void* value, const ValueLayer* outer) noexcept;
+// Places a new layer under `outer` (the parent's nearest value layer). Never fails: when memory
+// for run tables is short the layer stays plain.
+void link_layer(ValueLayer& l, const ValueLayer* outer) noexcept;
 
 // Frees the run a dying run member owns, if it owns one (values.cpp).
 void release_member(ValueLayer& l, std::uintptr_t link) noexcept;
