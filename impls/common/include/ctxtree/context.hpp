@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -374,8 +375,8 @@ Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& t) {
   return now + std::chrono::ceil<Clock::duration>(t);
 }
 
-// A value node: ValueNodeBase, then the T right after its layer, in one allocation that the key's
-// dispose frees (key.hpp), so the node stores no destructor and no offset.
+// A value node: ValueNodeBase, its disposer, then the T, in one allocation that the disposer
+// frees (key.hpp); the node stores no offset: the disposer knows T.
 template <class Tree, class T, class U>
 ValueNodeBase<Tree>* make_value_node(Node<Tree>* p, const Key<T>& k, U&& v) {
   static_assert(sizeof(ValueNodeBase<Tree>) == sizeof(Node<Tree>) + sizeof(ValueLayer),
@@ -388,6 +389,8 @@ ValueNodeBase<Tree>* make_value_node(Node<Tree>* p, const Key<T>& k, U&& v) {
   void* mem = kOverAligned<T> ? ::operator new (bytes, std::align_val_t{alignof(T)})
                               : ::operator new(bytes);
   auto* n = new (mem) ValueNodeBase<Tree>(p, &k);
+  const DisposeValue dispose = &dispose_value<T>;
+  std::memcpy(static_cast<char*>(mem) + kLayerAt + kLayerBytes, &dispose, sizeof dispose);
   try {
     new (static_cast<char*>(mem) + value_at) T(std::forward<U>(v));
   } catch (...) {

@@ -13,39 +13,49 @@
 namespace ctxtree {
 namespace detail {
 
-// A value node is an untyped part ending with its layer (detail::ValueLayer, kLayerBytes), then
-// the bound T at value_offset<T>() from the layer. The key knows T, so value nodes store neither
-// the offset nor a destructor: every byte a value node saves is saved per context.
-// The layer sits kLayerAt bytes into its node (after the node header), and the value's alignment
-// is counted from the node's start, which the allocation aligns.
+// A value node is the node header (kLayerAt bytes), its layer (detail::ValueLayer, kLayerBytes),
+// the function that destroys the value and frees the node (kDisposeBytes), then the bound T at
+// value_offset<T>() from the layer. The disposer is in the node, not in the key: the last
+// reference to a node may be dropped on another thread (the timer's, a deferred reclamation)
+// after the user's last handle and the key itself are gone. The value's alignment is counted
+// from the node's start, which the allocation aligns.
 inline constexpr std::size_t kLayerAt = 32;
 inline constexpr std::size_t kLayerBytes = 16;
+using DisposeValue = void (*)(void* node, void* layer) noexcept;
+inline constexpr std::size_t kDisposeBytes = sizeof(DisposeValue);
 template <class T>
 constexpr std::size_t value_offset() noexcept {
-  return (kLayerAt + kLayerBytes + alignof(T) - 1) / alignof(T) * alignof(T) - kLayerAt;
+  return (kLayerAt + kLayerBytes + kDisposeBytes + alignof(T) - 1) / alignof(T) * alignof(T) -
+         kLayerAt;
 }
 // Value nodes of a T aligned beyond this come from the aligned operator new.
 template <class T>
 inline constexpr bool kOverAligned = alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
-// The untyped part of a key: what to_string prints, and how to free a node binding it.
+// Destroys the T after `layer` and frees `node`, the value node's allocation.
+template <class T>
+void dispose_value(void* node, void* layer) noexcept {
+  std::launder(reinterpret_cast<T*>(static_cast<char*>(layer) + value_offset<T>()))->~T();
+  if constexpr (kOverAligned<T>) {
+    ::operator delete (node, std::align_val_t{alignof(T)});
+  } else {
+    ::operator delete(node);
+  }
+}
+
+// The untyped part of a key: what to_string prints.
 class KeyBase {
  public:
-  // Destroys the value after `layer` and frees `node`, the value node's allocation.
-  using Dispose = void (*)(void* node, void* layer) noexcept;
-
-  KeyBase(std::string_view name, Dispose dispose) : name_(name), dispose_(dispose) {}
+  explicit KeyBase(std::string_view name) : name_(name) {}
   KeyBase(const KeyBase&) = delete;
   KeyBase& operator=(const KeyBase&) = delete;
   std::string_view name() const noexcept { return name_; }
-  void dispose(void* node, void* layer) const noexcept { dispose_(node, layer); }
 
  protected:
   ~KeyBase() = default;
 
  private:
   std::string name_;
-  const Dispose dispose_;
 };
 
 }  // namespace detail
@@ -54,17 +64,7 @@ template <class T>
 class Key : public detail::KeyBase {
  public:
   using value_type = T;
-  explicit Key(std::string_view name) : detail::KeyBase(name, &dispose_value) {}
-
- private:
-  static void dispose_value(void* node, void* layer) noexcept {
-    std::launder(reinterpret_cast<T*>(static_cast<char*>(layer) + detail::value_offset<T>()))->~T();
-    if constexpr (detail::kOverAligned<T>) {
-      ::operator delete (node, std::align_val_t{alignof(T)});
-    } else {
-      ::operator delete(node);
-    }
-  }
+  explicit Key(std::string_view name) : detail::KeyBase(name) {}
 };
 
 }  // namespace ctxtree

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "ctxtree/detail/debug_counters.hpp"
@@ -59,14 +60,22 @@ struct CancelBase : Node<Tree> {
   std::atomic<StopBridge*> stop_bridge{nullptr};
 };
 
-// The untyped part of a value node; the bound T follows `layer` in the same allocation, at
-// value_offset<T>() from it (context.hpp: make_value_node). The key frees both (key.hpp).
+// The untyped part of a value node; its disposer and the bound T follow `layer` in the same
+// allocation, the T at value_offset<T>() from it (key.hpp; context.hpp: make_value_node).
 template <class Tree>
 struct ValueNodeBase : Node<Tree> {
   ValueNodeBase(Node<Tree>* p, const KeyBase* key) noexcept
       : Node<Tree>(Kind::value, p, p->anchor, &layer), layer(key) {}
   ~ValueNodeBase() { unlink_layer(layer); }
-  ValueLayer layer;  // last member: the value's offset is counted from it
+
+  // The disposer stored right after this object by make_value_node.
+  DisposeValue disposer() const noexcept {
+    DisposeValue d;
+    std::memcpy(&d, reinterpret_cast<const char*>(&layer) + kLayerBytes, sizeof d);
+    return d;
+  }
+
+  ValueLayer layer;  // last member: the disposer and the value are counted from it
 };
 
 template <class Tree>
@@ -94,10 +103,10 @@ inline void release(Node<Tree>* n) noexcept {
     switch (n->kind) {
       case Kind::value: {
         auto* v = static_cast<ValueNodeBase<Tree>*>(n);
-        const KeyBase* key = v->layer.key;
+        const DisposeValue dispose = v->disposer();
         void* layer = &v->layer;
         v->~ValueNodeBase();
-        key->dispose(v, layer);
+        dispose(v, layer);
         break;
       }
       case Kind::without_cancel:
