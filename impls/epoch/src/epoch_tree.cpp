@@ -191,16 +191,16 @@ void clean(CancelNode* x) noexcept {
     cur = first_child(head);
   };
   while (cur != nullptr) {
-    if (++steps % EpochTree::kRepinEvery == 0) {
-      if (pred != nullptr && pred != held) {
-        if (held != nullptr) unref(std::exchange(held, nullptr));
-        if (try_ref(pred)) held = pred;
+    // Re-pin only where the place can be kept: at the head, or at a pred we hold. A pred we
+    // cannot hold is skipped (we re-pin at a later one) rather than restarting from the head,
+    // which in an unchanging list would meet the same pred at the same step count forever.
+    if (++steps >= EpochTree::kRepinEvery && (pred == nullptr || pred == held || try_ref(pred))) {
+      if (pred != held) {
+        if (held != nullptr) unref(held);
+        held = pred;
       }
+      steps = 0;
       guard.repin();
-      if (pred != nullptr && pred != held) {  // pred may be gone: start over
-        restart();
-        continue;
-      }
       // pred (held) is alive; if still linked, its successor is too: re-read it under the pin.
       if (pred != nullptr) {
         const std::uintptr_t pn = pred->next.load(std::memory_order_seq_cst);
@@ -362,13 +362,15 @@ void help(CancelNode* root, Callback*& run) noexcept {
     }
     CancelNode* descend = nullptr;
     while (y != nullptr) {
-      if (++steps % EpochTree::kRepinEvery == 0) {
-        const bool kept = try_ref(y);
+      // Re-pin only at a node that is still linked (unmarked) and that we can hold. Re-pinning at
+      // a tombstone would restart cur's list below (its successor may be freed once we unpin),
+      // and in a done parent's list, which no longer changes, the walk would then reach the same
+      // tombstone at the same step count forever: a livelock. From an unmarked node a restart
+      // needs a mark made after our check, and each node is marked once, so restarts are finite.
+      if (++steps >= EpochTree::kRepinEvery &&
+          (y->next.load(std::memory_order_seq_cst) & kMarked) == 0 && try_ref(y)) {
+        steps = 0;
         guard.repin();
-        if (!kept) {  // y's last handle went: start cur's list again under the new pin
-          y = first_child(cur->word.load(std::memory_order_seq_cst));
-          continue;
-        }
         resume = y;
       }
       CTXTREE_HOOK(cancel_step);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <ctxtree/ctxtree.hpp>
 #include <numeric>
 #include <random>
@@ -105,6 +107,36 @@ TEST(EpochChildSet, LosingCancelOfASubtreeReturnsWithItDone) {
     b.join();
     ASSERT_EQ(bad.load(), 0) << "round " << round;
   }
+}
+
+// Regression (stress seed 6, 16 threads: the cancel of a storm root never returned). A cancel walk
+// that re-pinned at a tombstone restarted its list from the head; in a done parent's list, which no
+// longer changes, it met the same tombstone at the same step count again, forever.
+TEST(EpochChildSet, CancelWalkTerminatesWithTombstonesWhereItRepins) {
+  auto [parent, cancel_parent] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  constexpr std::size_t kRepin = Tree::kRepinEvery;
+  const std::size_t n = kRepin + 64;
+  std::vector<Pair> kids;
+  for (std::size_t i = 0; i < n; ++i) kids.push_back(ctxtree::with_cancel(parent));
+  // Newest first in the list: position p holds kids[n - 1 - p]. Cancelling a child deep in the
+  // list leaves it a tombstone (its removal gives up), still held by its Context; a dozen stays
+  // under the cleaning threshold.
+  for (std::size_t p = kRepin - 6; p < kRepin + 6; ++p) kids[n - 1 - p].second();
+  ASSERT_EQ(ctxtree::debug::child_count(parent), n - 12);
+  std::atomic<bool> returned{false};
+  std::thread canceller([&, &cancel_parent = cancel_parent] {
+    cancel_parent();
+    returned.store(true);
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!returned.load() && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!returned.load()) {
+    ADD_FAILURE() << "the parent's cancel did not return within 20 s (livelock)";
+    std::_Exit(1);  // the canceller spins forever: it cannot be joined
+  }
+  canceller.join();
+  for (const auto& [c, f] : kids) EXPECT_TRUE(c.is_done());
 }
 
 TEST(EpochChildSet, ExplicitCausesRacingPublishExactlyOne) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ctxtree/context.hpp"
+#include "ctxtree/epoch_tree.hpp"
 #include "ctxtree/lock_free_tree.hpp"
 #include "ctxtree/mutex_tree.hpp"
 #include "ctxtree/stop_token_tree.hpp"
@@ -13,6 +14,6 @@ namespace ctxtree {
 template <class... Trees>
 struct TreeList {};
 
-using AllTrees = TreeList<MutexTree, StopTokenTree, LockFreeTree>;
+using AllTrees = TreeList<MutexTree, StopTokenTree, LockFreeTree, EpochTree>;
 
 }  // namespace ctxtree
