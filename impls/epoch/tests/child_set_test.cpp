@@ -90,7 +90,9 @@ TEST(EpochChildSet, RegistrationRacingCompletionNeverLosesAChild) {
 
 TEST(EpochChildSet, LosingCancelOfASubtreeReturnsWithItDone) {
   for (int round = 0; round < 200; ++round) {
-    auto [root, cancel_root] = ctxtree::with_cancel(ctxtree::background<Tree>());
+    auto root_and_cancel = ctxtree::with_cancel(ctxtree::background<Tree>());
+    auto& root = root_and_cancel.first;
+    auto& cancel_root = root_and_cancel.second;
     std::vector<Pair> nodes;
     nodes.push_back(ctxtree::with_cancel(root));
     for (int i = 0; i < 300; ++i) nodes.push_back(ctxtree::with_cancel(nodes[i / 3].first));
