@@ -526,7 +526,7 @@ EpochTree::CancelNode* EpochTree::from_timer(detail::TimerEntry* t) noexcept {
   return static_cast<TimerNode*>(t);
 }
 
-void EpochTree::destroy(CancelNode* c) noexcept {
+bool EpochTree::destroy(CancelNode* c) noexcept {
   // The front-end counts c freed when this returns; it is only retired, so count it live again
   // until free_node. A thread without a counter shard may fail to get one (no memory): then c
   // is left uncounted both ways.
@@ -549,9 +549,10 @@ void EpochTree::destroy(CancelNode* c) noexcept {
   // Acquire: the unlinker's store (or hand-over) happened before our reference count reached 0.
   if ((c->next.load(std::memory_order_acquire) & kUnlinked) == 0) {
     // acq_rel: pairs with hand_over_unlinked; the second of the two retires c.
-    if ((c->next.fetch_or(kDestroyed, std::memory_order_acq_rel) & kUnlinked) == 0) return;
+    if ((c->next.fetch_or(kDestroyed, std::memory_order_acq_rel) & kUnlinked) == 0) return true;
   }
   retire_node(c);
+  return true;  // walks hold a reference to every node on their path: the parent can go
 }
 
 void EpochTree::reclaim() noexcept {

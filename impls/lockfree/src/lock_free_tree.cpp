@@ -463,13 +463,18 @@ void enter(Extras* e) noexcept {
   CTXTREE_HOOK(cancel_step);
 }
 
+// Frees the children that died while walkers were inside their parent's gate, and drops the
+// reference each held to its own parent (LockFreeTree::destroy left it to us).
 void free_deferred(CancelNode* c) noexcept {
   while (c != nullptr) {
     // Relaxed: the gate CAS that handed us the list ordered the push.
     const auto link =
         reinterpret_cast<std::uintptr_t>(c->stop_bridge.load(std::memory_order_relaxed));
+    detail::Node<LockFreeTree>* parent = c->parent;
     free_node(c);
     if (link & 1) detail::count_freed(LockFreeTree::index);
+    // May free more of the path, down to nodes whose free is deferred in turn: not recursion.
+    detail::release<LockFreeTree>(parent);
     c = reinterpret_cast<CancelNode*>(link & ~std::uintptr_t{1});
   }
 }
@@ -805,9 +810,12 @@ LockFreeTree::CancelNode* LockFreeTree::from_timer(detail::TimerEntry* t) noexce
   return static_cast<TimerNode*>(t);
 }
 
-void LockFreeTree::destroy(CancelNode* c) noexcept {
-  if (c->slot != 0 && !unlink_dead(c)) return;  // deferred: the gate's last walker frees it
+bool LockFreeTree::destroy(CancelNode* c) noexcept {
+  // Deferred: the gate's last walker frees c and then releases c's parent, which that walker may
+  // still climb through (a value layer between c and its cancellable parent).
+  if (c->slot != 0 && !unlink_dead(c)) return false;
   free_node(c);
+  return true;
 }
 
 }  // namespace ctxtree

@@ -5,6 +5,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "test_support.hpp"
 
@@ -186,6 +187,61 @@ TEST(ChildSetRace, DeathUnderAWalkIsDeferredUntilTheWalkerLeaves) {
     if (ctxtree::debug::live_nodes<Tree>() == live) ++deferred;
     freezer.Release();
     walker.join();
+    root.reset();
+    EXPECT_EQ(ctxtree::debug::live_nodes<Tree>(), before) << "frozen at step " << step;
+  }
+  EXPECT_GT(deferred, 0) << "no step froze a walker inside the gate";
+}
+
+// A value whose destructor reports that it ran.
+struct ReportsDestruction {
+  explicit ReportsDestruction(std::atomic<bool>* d) : destroyed(d) {}
+  ReportsDestruction(ReportsDestruction&& o) noexcept : destroyed(std::exchange(o.destroyed, {})) {}
+  ~ReportsDestruction() {
+    if (destroyed != nullptr) destroyed->store(true);
+  }
+  std::atomic<bool>* destroyed;
+};
+
+// A walker climbs back from a child through the child's parent, which may be a value layer
+// between it and the cancellable node whose gate the walker is in. A child whose free is deferred
+// keeps that layer alive until the walker leaves: seen here as "nothing deferred, or the value
+// not yet destroyed" at every step a walker can be frozen at (ASan sees the climb itself).
+TEST(ChildSetRace, DeferredChildKeepsTheValueLayerAboveItUntilTheWalkerLeaves) {
+  const ctxtree::Key<ReportsDestruction> key("layer");
+  int deferred = 0;
+  for (int step = 1;; ++step) {
+    ASSERT_LT(step, 200);
+    const std::size_t before = ctxtree::debug::live_nodes<Tree>();
+    std::atomic<bool> destroyed{false};
+    auto root = std::make_optional(ctxtree::with_cancel(ctxtree::background<Tree>()));
+    auto layer = std::make_optional(
+        ctxtree::with_value(root->first, key, ReportsDestruction(&destroyed)));
+    auto child = std::make_optional(ctxtree::with_cancel(*layer));
+    auto grandchild = std::make_optional(ctxtree::with_cancel(child->first));
+    Freezer freezer;
+    std::atomic<bool> finished{false};
+    std::thread walker([&] {
+      freezer.Arm(step);
+      root->second();
+      freezer.Disarm();
+      finished = true;
+    });
+    while (!freezer.frozen() && !finished) std::this_thread::sleep_for(50us);
+    if (!freezer.frozen()) {
+      walker.join();
+      break;
+    }
+    grandchild.reset();
+    child.reset();
+    layer.reset();
+    if (ctxtree::debug::live_nodes<Tree>() > before + 1) {  // more than the root: deferred
+      ++deferred;
+      EXPECT_FALSE(destroyed.load()) << "frozen at step " << step;
+    }
+    freezer.Release();
+    walker.join();
+    EXPECT_TRUE(destroyed.load()) << "frozen at step " << step;
     root.reset();
     EXPECT_EQ(ctxtree::debug::live_nodes<Tree>(), before) << "frozen at step " << step;
   }

@@ -72,7 +72,7 @@ struct EpochTree {
   static std::size_t child_count(const CancelNode* c) noexcept;
   static detail::TimerEntry* timer_of(CancelNode* c) noexcept;
   static CancelNode* from_timer(detail::TimerEntry* t) noexcept;
-  static void destroy(CancelNode* c) noexcept;
+  static bool destroy(CancelNode* c) noexcept;
   static void reclaim() noexcept;
 
   // The top byte of CancelNode::word; the low 56 bits are the first child.

@@ -48,7 +48,7 @@
 // each operation; relaxed only for hints and counters that decide nothing.
 //
 // Lifetime: the caller of cancel() holds its node; a node reached by a walk is kept by the gate of
-// its parent; a node in an open word by its cancel function; a node on a run list by a reference
+// its parent, with its path (a deferred node drops its reference to its parent only when freed); a node in an open word by its cancel function; a node on a run list by a reference
 // the walk takes. A node's Extras and words live as long as the node.
 //
 // The one wait: a DoneCallback destroyed while another thread has taken its callback for running
@@ -101,7 +101,7 @@ struct LockFreeTree {
   static std::size_t child_count(const CancelNode* c) noexcept;
   static detail::TimerEntry* timer_of(CancelNode* c) noexcept;
   static CancelNode* from_timer(detail::TimerEntry* t) noexcept;
-  static void destroy(CancelNode* c) noexcept;
+  static bool destroy(CancelNode* c) noexcept;
   static void reclaim() noexcept {}
 
   // White-box introspection for tests: slots allocated in c's child/callback set (0 if none).

@@ -94,6 +94,8 @@ inline void retain(Node<Tree>* n) noexcept {
 
 // Drops one reference; frees the node, then its parent, and so on up the path while counts reach
 // zero — iteratively, so dropping the last handle of a million-deep chain uses no stack.
+// `Tree::destroy(c)` returns false when the tree keeps c past its last reference (a walker may
+// still climb through c->parent): c's reference to its parent is then the tree's to release.
 template <class Tree>
 inline void release(Node<Tree>* n) noexcept {
   while (n != nullptr && !is_root(n->kind)) {
@@ -115,7 +117,7 @@ inline void release(Node<Tree>* n) noexcept {
       default: {
         auto* c = static_cast<typename Tree::CancelNode*>(n);
         if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire)) release_stop_bridge(b);
-        Tree::destroy(c);
+        if (!Tree::destroy(c)) parent = nullptr;
         break;
       }
     }

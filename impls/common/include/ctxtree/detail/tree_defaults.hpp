@@ -45,11 +45,12 @@ struct TreeDefaults {
     return static_cast<typename Tree::CancelNode*>(static_cast<typename Tree::TimerNode*>(t));
   }
   template <class C>
-  static void destroy(C* c) noexcept {
+  static bool destroy(C* c) noexcept {
     if (c->kind == Kind::timer)
       delete static_cast<typename Tree::TimerNode*>(c);
     else
       delete c;
+    return true;
   }
   static void reclaim() noexcept {}
 };
