@@ -305,18 +305,15 @@ TYPED_TEST_P(ValueTest, TenThousandDistinctKeysInOneChainAreEachFound) {
   EXPECT_EQ(middle.value(*(*keys)[kKeys - 1]), nullptr);
 }
 
-REGISTER_TYPED_TEST_SUITE_P(ValueTest, BoundValueIsFound, LookupIsTypeSafe, RootsHaveNoValues,
-                            UnboundKeyIsNull, ValuesAreFoundThroughEveryLayerKind,
-                            ValuesSurviveCancellation, NearestBindingShadowsOuter,
-                            NullValueShadowsOuter, BindingIsNotVisibleFromParent,
-                            SiblingBindingsAreIndependent, KeysWithEqualNamesAndTypesDoNotCollide,
-                            KeysWithEqualNamesAndOtherTypesDoNotCollide, KeyNameIsKept,
-                            ValueIsBuiltFromArgument, ValueMayBeMoveOnly,
-                            ValueIsCopiedNotReferenced, LookupsReturnTheSameObject,
-                            PointerStaysValidWhileHandleLives, ValueIsDestroyedWithItsLastHandle,
-                            ValueLayerMirrorsParentDoneState, ValueLayerOverBackgroundIsNeverDone,
-                            ValueLayerIsNotAChild, DeepLookupFindsRootmostBinding,
-                            DeepShadowingEveryDepthSeesItsNearestBinding,
-                            TenThousandDistinctKeysInOneChainAreEachFound);
+REGISTER_TYPED_TEST_SUITE_P(
+    ValueTest, BoundValueIsFound, LookupIsTypeSafe, RootsHaveNoValues, UnboundKeyIsNull,
+    ValuesAreFoundThroughEveryLayerKind, ValuesSurviveCancellation, NearestBindingShadowsOuter,
+    NullValueShadowsOuter, BindingIsNotVisibleFromParent, SiblingBindingsAreIndependent,
+    KeysWithEqualNamesAndTypesDoNotCollide, KeysWithEqualNamesAndOtherTypesDoNotCollide,
+    KeyNameIsKept, ValueIsBuiltFromArgument, ValueMayBeMoveOnly, ValueIsCopiedNotReferenced,
+    LookupsReturnTheSameObject, PointerStaysValidWhileHandleLives,
+    ValueIsDestroyedWithItsLastHandle, ValueLayerMirrorsParentDoneState,
+    ValueLayerOverBackgroundIsNeverDone, ValueLayerIsNotAChild, DeepLookupFindsRootmostBinding,
+    DeepShadowingEveryDepthSeesItsNearestBinding, TenThousandDistinctKeysInOneChainAreEachFound);
 
 }  // namespace ctxtree_test

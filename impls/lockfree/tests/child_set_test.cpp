@@ -215,8 +215,8 @@ TEST(ChildSetRace, DeferredChildKeepsTheValueLayerAboveItUntilTheWalkerLeaves) {
     const std::size_t before = ctxtree::debug::live_nodes<Tree>();
     std::atomic<bool> destroyed{false};
     auto root = std::make_optional(ctxtree::with_cancel(ctxtree::background<Tree>()));
-    auto layer = std::make_optional(
-        ctxtree::with_value(root->first, key, ReportsDestruction(&destroyed)));
+    auto layer =
+        std::make_optional(ctxtree::with_value(root->first, key, ReportsDestruction(&destroyed)));
     auto child = std::make_optional(ctxtree::with_cancel(*layer));
     auto grandchild = std::make_optional(ctxtree::with_cancel(child->first));
     Freezer freezer;

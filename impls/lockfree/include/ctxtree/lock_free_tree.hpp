@@ -48,8 +48,9 @@
 // each operation; relaxed only for hints and counters that decide nothing.
 //
 // Lifetime: the caller of cancel() holds its node; a node reached by a walk is kept by the gate of
-// its parent, with its path (a deferred node drops its reference to its parent only when freed); a node in an open word by its cancel function; a node on a run list by a reference
-// the walk takes. A node's Extras and words live as long as the node.
+// its parent, with its path (a deferred node drops its reference to its parent only when freed); a
+// node in an open word by its cancel function; a node on a run list by a reference the walk takes.
+// A node's Extras and words live as long as the node.
 //
 // The one wait: a DoneCallback destroyed while another thread has taken its callback for running
 // (removal lost the slot CAS) waits for that thread to release it — std::stop_callback's rule.
