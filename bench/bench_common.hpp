@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <ctxtree/ctxtree.hpp>
 #include <string>
 #include <string_view>
@@ -75,6 +76,25 @@ int oneshot_iterations(std::size_t units);
 inline benchmark::internal::Benchmark* oneshot(benchmark::internal::Benchmark* b,
                                                std::size_t units) {
   return b->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(oneshot_iterations(units));
+}
+
+// Untimed, after a one-shot iteration's teardown: merges the freed nodes back into the allocator's
+// contiguous free space, so every iteration builds on the kind of heap the first one saw. Without
+// it, glibc keeps chunks of up to 128 B in LIFO fastbins and the next build gets its nodes in the
+// previous teardown's free order, scattered: a walk then misses cache on every node and the row
+// measures allocator history, not the tree (lockfree tree_cancel b2d16: 14 ns/node in iteration 1,
+// 90-150 in the next seven, while mutex's 176-B chunks coalesced as they were freed). A request in
+// glibc's large-bin range consolidates the fastbins; nothing is returned to the system (main()
+// sets M_TRIM_THRESHOLD out of reach), so no timed build pays page faults an earlier one paid.
+inline void settle_heap() {
+  void* block = std::malloc(64 * 1024);
+  benchmark::DoNotOptimize(block);
+  std::free(block);
+}
+template <class Tree>
+void settle_heap() {
+  ctxtree::debug::reclaim<Tree>();  // deferred frees (EpochTree) first
+  settle_heap();
 }
 
 inline double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }

@@ -6,11 +6,14 @@
 //   --ctxtree_events=FILE         append raw latency events to FILE (see record_events)
 //   --ctxtree_oneshot_nodes=N     node budget per repetition of one-shot rows (see oneshot())
 // The registry's names also go into the JSON context as `ctxtree_trees`.
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -66,6 +69,9 @@ void record_events(const std::string& name, std::string_view metric,
 
 int main(int argc, char** argv) {
   using namespace ctxtree_bench;
+  // Freed memory stays in the process, so a timed region never pays page faults for memory an
+  // earlier iteration already touched (see settle_heap).
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];

@@ -35,6 +35,7 @@ void chain_cancel(benchmark::State& state, std::size_t depth) {
       break;
     }
     chain.clear();
+    settle_heap<Tree>();
   }
   clock.report(state, "ns_per_node");
 }
@@ -90,6 +91,7 @@ void chain_destroy(benchmark::State& state, std::size_t depth) {
               .c_str());
       break;
     }
+    settle_heap();
   }
   clock.report(state, "ns_per_node");
 }

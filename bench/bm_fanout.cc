@@ -37,6 +37,7 @@ void fanout_create(benchmark::State& state, std::size_t n) {
     }
     cancel_root();
     kids.clear();
+    settle_heap<Tree>();
   }
   clock.report(state, "ns_per_child");
 }
@@ -92,6 +93,7 @@ void fanout_cancel(benchmark::State& state, std::size_t n, bool callbacks) {
     }
     stops.clear();
     kids.clear();
+    settle_heap<Tree>();
   }
   clock.report(state, "ns_per_child");
 }
@@ -130,6 +132,7 @@ void tree_cancel(benchmark::State& state, Shape shape) {
     clock.add(state, t1 - t0, total);
     if (!all_canceled(state, root, nodes)) break;
     nodes.clear();
+    settle_heap<Tree>();
   }
   clock.report(state, "ns_per_node");
 }

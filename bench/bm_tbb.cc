@@ -110,6 +110,7 @@ void fanout_create(benchmark::State& state, std::size_t n) {
       break;
     }
     kids.clear();
+    settle_heap();
   }
   clock.report(state, "ns_per_child");
 }
@@ -136,6 +137,7 @@ void fanout_cancel(benchmark::State& state, std::size_t n) {
       break;
     }
     kids.clear();
+    settle_heap();
   }
   clock.report(state, "ns_per_child");
 }
@@ -184,6 +186,7 @@ void tree_cancel(benchmark::State& state, Shape shape) {
       break;
     }
     nodes.clear();
+    settle_heap();
   }
   clock.report(state, "ns_per_node");
 }
