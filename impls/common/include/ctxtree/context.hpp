@@ -54,8 +54,8 @@ struct MutexTree;
 struct StopTokenTree;
 struct EpochTree;
 struct LockFreeTree;
-// The best overall in the reference results (results/20261123-140343): fastest on fanout_cancel,
-// churn, done_poll and memory; mutex stays ahead on fanout_create and deep narrow tree_cancel.
+// The best overall in the reference results (results/20261123-182107): fastest on churn, as fast
+// as the fastest on fanout_cancel and tree_cancel, half of MutexTree's memory.
 using DefaultTree = LockFreeTree;
 
 template <class Tree = DefaultTree>
