@@ -109,6 +109,16 @@ struct LockFreeTree::Extras {
   std::atomic<Word*> last{&first};       // hint: the tail of the list
   std::atomic<std::int32_t> nonfull{1};  // words with a free slot (a hint, exact when quiet)
   CancelNode* run_next = nullptr;        // the completer's run list; written only by it
+  // Unique over the process's life, so a thread's remembered home word (see reserve) is known to
+  // belong to this set even if another set was freed at the same address. Immutable.
+  const std::uint64_t id = next_id();
+
+ private:
+  static std::uint64_t next_id() noexcept {
+    static std::atomic<std::uint64_t> last{0};
+    // Relaxed: uniqueness needs only the RMW's atomicity. Once per set, not per child.
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
 };
 
 }  // namespace ctxtree

@@ -307,6 +307,16 @@ Extras* install_extras(CancelNode* p, HookPoint point) {
   return e;
 }
 
+// The word of one set where this thread last reserved: threads deriving from one parent at once
+// settle into different words, so their reserve, publish and clear CASes stay on lines of their
+// own. Valid only for the set whose `id` it names (words live as long as their set).
+struct HomeWord {
+  const Extras* extras = nullptr;
+  std::uint64_t id = 0;
+  Word* word = nullptr;
+};
+constinit thread_local HomeWord tls_home;
+
 }  // namespace
 
 namespace lockfree {
@@ -318,7 +328,11 @@ Reservation reserve(CancelNode* p, HookPoint point) {
   Extras* e = (s & LockFreeTree::kHasExtras) ? p->extras.load(std::memory_order_acquire)
                                              : install_extras(p, point);
   if (e == nullptr) return {};
-  Word* w = e->cursor.load(std::memory_order_acquire);  // acquire: we dereference it
+  HomeWord& home = tls_home;
+  Word* w = home.extras == e && home.id == e->id
+                ? home.word
+                : e->cursor.load(std::memory_order_acquire);  // acquire: we dereference it
+  bool moved = false;
   for (;;) {
     std::uint64_t b = w->bits.load(std::memory_order_relaxed);  // the CAS re-checks
     while (!(b & (kClosed | kPending)) && (b & kReservedAll) != kReservedAll) {
@@ -330,7 +344,15 @@ Reservation reserve(CancelNode* p, HookPoint point) {
         hook(point);
         if ((claimed & kReservedAll) == kReservedAll)
           e->nonfull.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a search hint
+        home = {e, e->id, w};
         return {w, bit, e};
+      }
+      // Another thread reserves here too: move once, to a word with room or a new one. A set
+      // grows this way only while every other word is full, so by at most one word per
+      // contending thread beyond its peak of live children.
+      if (!moved && !(b & (kClosed | kPending)) && (b & kReservedAll) != kReservedAll) {
+        moved = true;
+        break;
       }
     }
     if (b & kClosed) return {};

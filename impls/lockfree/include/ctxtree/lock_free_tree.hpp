@@ -32,7 +32,9 @@
 // gate's deferred list instead of being freed; the last walker out frees that list. Slots are
 // reused only through open words, which no walker reads, so no stale pointer is followed (no
 // ABA). Words are freed with their node; free slots are found through a `nonfull` count, so a
-// node holds at most ~(peak live children + 30 per concurrent registrant) slots.
+// node holds at most ~(peak live children + 30 per concurrent registrant) slots. A thread whose
+// reservation CAS loses to another moves once to a word with room (or a new one) and remembers
+// it, so threads deriving from one parent at once settle in different words (cache lines).
 //
 // States of a node: live → done (error + cause set, by one CAS) → subtree done (kGateDone, for
 // nodes with Extras; a node without Extras is subtree-done when done). A word: open → closed;
