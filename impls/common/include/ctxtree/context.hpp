@@ -54,7 +54,7 @@ struct MutexTree;
 struct StopTokenTree;
 struct EpochTree;
 struct LockFreeTree;
-// The best overall in the reference results (results/20261123-182107): fastest on churn, as fast
+// The best overall in the reference results (results/20261123-185028): fastest on churn, as fast
 // as the fastest on fanout_cancel and tree_cancel, half of MutexTree's memory.
 using DefaultTree = LockFreeTree;
 
