@@ -348,8 +348,8 @@ Reservation reserve(CancelNode* p, HookPoint point) {
         return {w, bit, e};
       }
       // Another thread reserves here too: move once, to a word with room or a new one. A set
-      // grows this way only while every other word is full, so by at most one word per
-      // contending thread beyond its peak of live children.
+      // grows this way only while every other word is full or still being appended, so by at
+      // most one word per contending thread beyond its peak of live children.
       if (!moved && !(b & (kClosed | kPending)) && (b & kReservedAll) != kReservedAll) {
         moved = true;
         break;
