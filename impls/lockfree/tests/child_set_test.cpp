@@ -159,6 +159,37 @@ TEST(ChildSetRace, LoserHelpsAFrozenWinner) {
   EXPECT_EQ(root_runs.load(), 1);
 }
 
+// Runs `cancel` on a thread of its own, frozen at its `step`-th hook call. If the cancel finishes
+// before that step, the thread is joined at construction and frozen() is false.
+class FrozenWalker {
+ public:
+  FrozenWalker(int step, ctxtree::CancelFunc& cancel)
+      : thread_([this, step, &cancel] {
+          freezer_.Arm(step);
+          cancel();
+          freezer_.Disarm();
+          finished_ = true;
+        }) {
+    while (!freezer_.frozen() && !finished_) std::this_thread::sleep_for(50us);
+    if (!freezer_.frozen()) thread_.join();
+  }
+  FrozenWalker(const FrozenWalker&) = delete;
+  FrozenWalker& operator=(const FrozenWalker&) = delete;
+  ~FrozenWalker() { Finish(); }
+
+  bool frozen() const { return freezer_.frozen(); }
+  // Lets the walker go on and waits for its cancel to return.
+  void Finish() {
+    freezer_.Release();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  Freezer freezer_;
+  std::atomic<bool> finished_{false};
+  std::thread thread_;  // last: started once the members it uses exist
+};
+
 // A child dying in a closed set while a walker is inside the parent's gate is not freed until the
 // walker leaves (it still counts as live); then it is, and nothing leaks.
 TEST(ChildSetRace, DeathUnderAWalkIsDeferredUntilTheWalkerLeaves) {
@@ -169,24 +200,12 @@ TEST(ChildSetRace, DeathUnderAWalkIsDeferredUntilTheWalkerLeaves) {
     auto root = std::make_optional(ctxtree::with_cancel(ctxtree::background<Tree>()));
     std::vector<std::pair<Ctx, ctxtree::CancelFunc>> kids;
     for (int i = 0; i < 8; ++i) kids.push_back(ctxtree::with_cancel(root->first));
-    Freezer freezer;
-    std::atomic<bool> finished{false};
-    std::thread walker([&] {
-      freezer.Arm(step);
-      root->second();
-      freezer.Disarm();
-      finished = true;
-    });
-    while (!freezer.frozen() && !finished) std::this_thread::sleep_for(50us);
-    if (!freezer.frozen()) {
-      walker.join();
-      break;
-    }
+    FrozenWalker walker(step, root->second);
+    if (!walker.frozen()) break;
     const std::size_t live = ctxtree::debug::live_nodes<Tree>();
     kids.clear();  // each child cancels itself (or is done) and dies
     if (ctxtree::debug::live_nodes<Tree>() == live) ++deferred;
-    freezer.Release();
-    walker.join();
+    walker.Finish();
     root.reset();
     EXPECT_EQ(ctxtree::debug::live_nodes<Tree>(), before) << "frozen at step " << step;
   }
@@ -219,19 +238,8 @@ TEST(ChildSetRace, DeferredChildKeepsTheValueLayerAboveItUntilTheWalkerLeaves) {
         std::make_optional(ctxtree::with_value(root->first, key, ReportsDestruction(&destroyed)));
     auto child = std::make_optional(ctxtree::with_cancel(*layer));
     auto grandchild = std::make_optional(ctxtree::with_cancel(child->first));
-    Freezer freezer;
-    std::atomic<bool> finished{false};
-    std::thread walker([&] {
-      freezer.Arm(step);
-      root->second();
-      freezer.Disarm();
-      finished = true;
-    });
-    while (!freezer.frozen() && !finished) std::this_thread::sleep_for(50us);
-    if (!freezer.frozen()) {
-      walker.join();
-      break;
-    }
+    FrozenWalker walker(step, root->second);
+    if (!walker.frozen()) break;
     grandchild.reset();
     child.reset();
     layer.reset();
@@ -239,8 +247,7 @@ TEST(ChildSetRace, DeferredChildKeepsTheValueLayerAboveItUntilTheWalkerLeaves) {
       ++deferred;
       EXPECT_FALSE(destroyed.load()) << "frozen at step " << step;
     }
-    freezer.Release();
-    walker.join();
+    walker.Finish();
     EXPECT_TRUE(destroyed.load()) << "frozen at step " << step;
     root.reset();
     EXPECT_EQ(ctxtree::debug::live_nodes<Tree>(), before) << "frozen at step " << step;
