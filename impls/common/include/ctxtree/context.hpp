@@ -1,4 +1,4 @@
-// ctxtree/context.hpp — the public API of ../shared/API.md, generic over the tree.
+// ctxtree/context.hpp — the public API of docs/API.md, generic over the tree.
 //
 // Everything a user touches is here and is the same for every tree: handles, value and
 // without_cancel layers, callbacks, deadlines, to_string. What differs between trees is the
