@@ -6,6 +6,7 @@
 #include "ctxtree/lock_free_tree.hpp"
 #include "ctxtree/mutex_tree.hpp"
 #include "ctxtree/stop_token_tree.hpp"
+#include "ctxtree/wire.hpp"
 
 namespace ctxtree {
 
