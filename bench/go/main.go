@@ -23,6 +23,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -859,6 +860,8 @@ func main() {
 	jsonPath := flag.String("json", "", "write every repetition here, Google Benchmark JSON shape")
 	list := flag.Bool("list", false, "list the rows and exit")
 	seed := flag.Int64("seed", 20240601, "seed of the interleaving order and the timer deadlines")
+	orderSeed := flag.Int64("order-seed", 0, "seed of the interleaving order alone (default: -seed)")
+	eventsPath := flag.String("events", "", "append every latency event here, one line per repetition")
 	memChild := flag.String("memory-child", "", "internal: measure one memory kind and exit")
 	flag.Parse()
 	if *memChild != "" {
@@ -905,7 +908,10 @@ func main() {
 	for i, b := range benches {
 		records[i] = &record{b: b}
 	}
-	rng := rand.New(rand.NewSource(*seed))
+	if *orderSeed == 0 {
+		*orderSeed = *seed
+	}
+	rng := rand.New(rand.NewSource(*orderSeed))
 	failed := false
 	for rep := 0; rep < *reps; rep++ {
 		order := rng.Perm(len(records))
@@ -937,6 +943,48 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if *eventsPath != "" {
+		if err := writeEvents(*eventsPath, records); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}
+
+// writeEvents appends the events in the C++ binaries' --ctxtree_events format (name, events
+// name, values; one line per repetition), so scripts/bench can merge repetitions run in separate
+// invocations and still take percentiles over every event.
+func writeEvents(path string, records []*record) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, rec := range records {
+		if len(rec.b.eventMetrics) == 0 {
+			continue
+		}
+		// The C++ side's names: lateness of a fire, or latency of a wake-up.
+		name := "latency_us"
+		if strings.Contains(rec.b.eventMetrics[0].metric, "lateness") {
+			name = "lateness_us"
+		}
+		for _, r := range rec.reps {
+			fmt.Fprintf(w, "%s\t%s\t", rec.b.name(), name)
+			for i, v := range r.events {
+				if i > 0 {
+					w.WriteByte(' ')
+				}
+				w.WriteString(strconv.FormatFloat(v, 'f', 1, 64))
+			}
+			w.WriteByte('\n')
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func writeCSV(path string, records []*record) error {

@@ -83,6 +83,49 @@ def compress_events(path):
         os.remove(path)
 
 
+def merge_docs(docs):
+    """One JSON document of several invocations of the same binary (the rounds of a run): their
+    repetitions concatenated in order and renumbered, the first document's context."""
+    docs = [d for d in docs if d is not None]
+    merged = {"context": dict(docs[0].get("context", {})) if docs else {}, "benchmarks": []}
+    count = {}
+    for d in docs:
+        for b in d.get("benchmarks", []):
+            if b.get("run_type", "iteration") != "iteration":
+                continue  # aggregates of one invocation mean nothing for the merged run
+            b = dict(b)
+            key = b.get("run_name", b["name"])
+            b["repetition_index"] = count.get(key, 0)
+            count[key] = count.get(key, 0) + 1
+            merged["benchmarks"].append(b)
+    for b in merged["benchmarks"]:
+        b["repetitions"] = count[b.get("run_name", b["name"])]
+    merged["context"]["ctxtree_invocations"] = len(docs)
+    return merged
+
+
+def concat_files(paths, out_path):
+    """Concatenates the existing files of `paths` (events of each round, in round order, so the
+    n-th events line of a row stays the n-th repetition of the merged JSON) into out_path."""
+    with open(out_path, "w") as out:
+        for p in paths:
+            if os.path.exists(p):
+                with open(p) as f:
+                    shutil.copyfileobj(f, out)
+
+
+def metrics_of(spec, entry):
+    """The metrics of a workload's row: WORKLOADS.md's, and the `_aged` counterpart of each that
+    the benchmark reports (one-shot rows measured on an aged heap too)."""
+    out = []
+    for m in spec.metrics:
+        out.append(m)
+        aged = m + bench_spec.AGED_SUFFIX
+        if aged in entry and aged not in spec.metrics:
+            out.append(aged)
+    return out
+
+
 def load_events(path):
     """base name -> events name -> list of per-repetition lists of events."""
     events = {}
@@ -117,7 +160,7 @@ def rows_from_gbench(doc, events):
         threads = reps[0].get("threads", 1)
         if "threads" in reps[0]:  # our counter overrides Google Benchmark's thread count
             threads = int(round(reps[0]["threads"]))
-        for metric in spec.metrics:
+        for metric in metrics_of(spec, reps[0]):
             per_rep = []
             for r in reps:
                 if metric not in r:
@@ -137,7 +180,7 @@ def rows_from_gbench(doc, events):
             if not (math.isfinite(v) and math.isfinite(c)):
                 raise ConversionError(f"{name}: {metric} is not finite ({v}, cv {c})")
             rows.append([workload, impl, param, value, str(threads), metric, fmt(v),
-                         bench_spec.UNITS[metric], str(len(reps)), fmt(c, 4)])
+                         bench_spec.unit(metric), str(len(reps)), fmt(c, 4)])
     return rows
 
 
@@ -154,7 +197,7 @@ def per_repetition_values(doc):
         spec = bench_spec.BY_ID.get(workload)
         if spec is None:
             continue
-        for metric in spec.metrics:
+        for metric in metrics_of(spec, b):
             if metric in b:
                 out.setdefault((workload, impl, value, metric), []).append(float(b[metric]))
     return out
@@ -168,5 +211,7 @@ def sort_rows(rows, trees):
     def key(r):
         spec = bench_spec.BY_ID[r[0]]
         return (w_order[r[0]], spec.values.index(r[3]) if r[3] in spec.values else 99,
-                impls.index(r[1]) if r[1] in impls else 99, spec.metrics.index(r[5]))
+                impls.index(r[1]) if r[1] in impls else 99,
+                spec.metrics.index(bench_spec.settled_metric(r[5]))
+                if bench_spec.settled_metric(r[5]) in spec.metrics else 99, r[5])
     return sorted(rows, key=key)

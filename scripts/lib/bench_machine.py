@@ -5,6 +5,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 
 
 def _run(cmd, cwd=None):
@@ -73,6 +74,55 @@ def _dpkg_version(pkg):
     return _run(["dpkg-query", "-W", "-f=${Version}", pkg])
 
 
+def glibc_version():
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").replace("glibc ", "") or None
+    except (ValueError, OSError):
+        return None
+
+
+def cpu_times():
+    """The aggregate `cpu` line of /proc/stat: (total jiffies, steal jiffies), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already
+    # counted in user/nice.
+    return sum(fields[:8]), (fields[7] if len(fields) > 7 else 0)
+
+
+def steal_percent(before, after):
+    """Share of CPU time stolen by the hypervisor between two cpu_times() samples."""
+    if not before or not after or after[0] <= before[0]:
+        return None
+    return round(100.0 * (after[1] - before[1]) / (after[0] - before[0]), 2)
+
+
+def sample_load(seconds=1.0):
+    """Load averages and the steal share over a short window: what the machine was doing when a
+    run started or ended."""
+    t0 = cpu_times()
+    time.sleep(seconds)
+    t1 = cpu_times()
+    return {"load_average": [round(x, 2) for x in os.getloadavg()],
+            "steal_percent": steal_percent(t0, t1), "cpu_times": t1}
+
+
+def go_runtime_env():
+    """GOMAXPROCS and GOGC the Go peer runs with (Go's defaults unless the environment sets
+    them; multithreaded rows raise GOMAXPROCS to their thread count)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count()
+    return {"GOMAXPROCS": os.environ.get("GOMAXPROCS") or str(cpus),
+            "GOMAXPROCS_from_env": "GOMAXPROCS" in os.environ,
+            "GOGC": os.environ.get("GOGC") or "100",
+            "GOGC_from_env": "GOGC" in os.environ}
+
+
 def collect(repo, build_dir, go_bin, gbench_context, trees, settings):
     cache = _cmake_cache(build_dir)
     compiler = cache.get("CMAKE_CXX_COMPILER")
@@ -88,6 +138,7 @@ def collect(repo, build_dir, go_bin, gbench_context, trees, settings):
         "cpu_governor": _governor(),
         "load_average_start": settings.pop("load_average_start", None),
         "load_average_end": list(os.getloadavg()),
+        "glibc": glibc_version(),
         "compiler": compiler,
         "compiler_version": (_run([compiler, "--version"]) or "").splitlines()[0] if compiler else None,
         "cmake_cache": cache,
@@ -103,6 +154,8 @@ def collect(repo, build_dir, go_bin, gbench_context, trees, settings):
         "gbench_caches": gbench_context.get("caches"),
         "git_commit": _run(["git", "rev-parse", "HEAD"], cwd=repo),
         "git_dirty": bool(status) if status is not None else None,
+        "git_dirty_files": [line.split(maxsplit=1)[-1] for line in status.splitlines()][:20]
+        if status else [],
         "trees": trees,
         "settings": settings,
     }

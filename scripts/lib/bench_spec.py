@@ -104,6 +104,54 @@ WORKLOADS = (
 
 BY_ID = {w.id: w for w in WORKLOADS}
 
+# A one-shot row measured on an aged heap is named after its settled metric with this suffix.
+AGED_SUFFIX = "_aged"
+
+# Metrics that restate another metric of the same measurement (its reciprocal): summaries count
+# only the source, so one measurement is never counted twice.
+DERIVED = {"ops_per_sec": "ns_per_op"}
+
+# Reported first: the workload closest to what a service does.
+REPORT_FIRST = ("request",)
+
+
+def settled_metric(metric):
+    """The settled metric of an `_aged` metric; the metric itself otherwise."""
+    return metric[:-len(AGED_SUFFIX)] if metric.endswith(AGED_SUFFIX) else metric
+
+
+def is_aged(metric):
+    return metric.endswith(AGED_SUFFIX)
+
+
+def unit(metric):
+    """Unit of any metric: `_aged` metrics share their settled metric's unit; names ending in
+    _ns, _us or _bytes, or holding `bytes`, are read off the name."""
+    base = settled_metric(metric)
+    if base in UNITS:
+        return UNITS[base]
+    for key, u in (("_ns", "ns"), ("ns_", "ns"), ("_us", "us"), ("bytes", "bytes"),
+                   ("per_sec", "ops/s")):
+        if key in base:
+            return u
+    return ""
+
+
+def higher_is_better(metric):
+    return settled_metric(metric) in HIGHER_IS_BETTER
+
+
+def shared_code(workload):
+    """Workloads whose timed code is the same in every tree (the value index is shared), so
+    differences between trees there are layout noise, not design: left out of rankings."""
+    return workload.startswith("value_")
+
+
+def report_order():
+    """Workloads in report order: REPORT_FIRST, then WORKLOADS.md's order."""
+    first = [BY_ID[w] for w in REPORT_FIRST if w in BY_ID]
+    return first + [w for w in WORKLOADS if w.id not in REPORT_FIRST]
+
 
 def impl_order(trees):
     """Display order of implementations: the registry's trees, then the peers."""
