@@ -195,9 +195,10 @@ def notes(run):
     settle = (
         "- The one-shot rows `settle` the heap after each teardown: with glibc a 64 KiB request "
         "consolidates the fastbins so every build starts from the heap the first one saw. "
-        + ("Under " + alloc + " (LD_PRELOAD) that request is an ordinary allocation and glibc's "
-           "mallopt/malloc_trim act on glibc's unused arenas: settled means only that deferred "
-           "frees were drained and the allocator's own free lists decide placement."
+        + ("Under " + alloc + " (LD_PRELOAD) that request is an ordinary allocation, and main()'s "
+           "mallopt(M_TRIM_THRESHOLD) reaches only glibc's unused arenas (or the allocator's "
+           "no-op stand-in): settled means only that deferred frees were drained; the "
+           "allocator's own free lists decide where the next build lands."
            if alloc != "glibc" else ""))
     return f"""\
 Notes on reading these numbers:
@@ -312,12 +313,28 @@ def workload_tables(run, base, old=None, records=None):
                     cells.append(cell)
                 if any(c != "—" for c in cells):
                     md.append(f"| {v} | " + " | ".join(cells) + " |")
+            if aged:
+                md.append("\nAged / settled, geometric mean over the rows: " + ", ".join(
+                    f"`{i}` ×{g:.2f}" for i, g in aging_factors(run, w, metric) if g) + ".")
             plot = plot_name(w.id, metric)
             if os.path.exists(os.path.join(run.plot_dir, plot)):
                 md.append(f"\n![{w.id} {metric}]({os.path.basename(run.plot_dir)}/{plot})\n")
             else:
                 md.append("")
     return md
+
+
+def aging_factors(run, w, metric):
+    """Per impl: geometric mean over the parameter values of aged row / settled row."""
+    aged = metric + bench_spec.AGED_SUFFIX
+    out = []
+    for impl in run.impls():
+        ratios = [run.value((w.id, impl, v, aged)) / run.value((w.id, impl, v, metric))
+                  for v in w.values if run.value((w.id, impl, v, aged))
+                  and run.value((w.id, impl, v, metric))]
+        if ratios:
+            out.append((impl, bench_stats.geomean(ratios)))
+    return out
 
 
 def summary_keys(run, workload, impl, aged):
@@ -335,12 +352,13 @@ def summary_keys(run, workload, impl, aged):
     return keys
 
 
-def geomean_table(run, base, cols, workloads, rank_shared_code):
-    """Markdown rows of one summary table and its overall line. Each workload's geometric mean is
-    over the rows that the baseline and every column share (their count is shown); the overall
-    line is over all those rows of the ranked workloads."""
-    md = ["| workload | rows | " + " | ".join(f"`{c}`" for c in cols) + " |",
-          "|---" * (len(cols) + 2) + "|"]
+def summary_geomeans(run, base, cols, workloads, rank_shared_code):
+    """One summary table as data: (lines, overall). Each line is (label, rows, {col: geomean},
+    ranked): the geometric mean of each column's cost ratios to `base` over the rows (param
+    value, metric) that the baseline and every column share, settled and aged apart. `overall`
+    is (rows, {col: geomean}) over all those rows of the ranked workloads (shared-code workloads
+    are not ranked unless rank_shared_code)."""
+    lines = []
     overall = {c: [] for c in cols}
     n_overall = 0
     for w in workloads:
@@ -352,21 +370,32 @@ def geomean_table(run, base, cols, workloads, rank_shared_code):
                 continue
             ranked = rank_shared_code or not bench_spec.shared_code(w.id)
             label = w.id + (" (aged)" if aged else "")
-            if not ranked:
-                label += " (shared code, not ranked)"
-            cells = []
+            means = {}
             for c in cols:
                 ratios = [cost_ratio(m, run.value((w.id, c, v, m)), run.value((w.id, base, v, m)))
                           for v, m in sorted(shared)]
                 ratios = [r for r in ratios if r is not None]
-                cells.append(f"×{bench_stats.geomean(ratios):.2f}" if ratios else "—")
+                means[c] = bench_stats.geomean(ratios) if ratios else None
                 if ranked:
                     overall[c] += ratios
             if ranked:
                 n_overall += len(shared)
-            md.append(f"| {label} | {len(shared)} | " + " | ".join(cells) + " |")
+            lines.append((label, len(shared), means, ranked))
+    return lines, (n_overall, {c: bench_stats.geomean(overall[c]) if overall[c] else None
+                               for c in cols})
+
+
+def geomean_table(run, base, cols, workloads, rank_shared_code):
+    """Markdown of one summary table (summary_geomeans) with its overall line."""
+    lines, (n_overall, overall) = summary_geomeans(run, base, cols, workloads, rank_shared_code)
+    md = ["| workload | rows | " + " | ".join(f"`{c}`" for c in cols) + " |",
+          "|---" * (len(cols) + 2) + "|"]
+    for label, n, means, ranked in lines:
+        label += "" if ranked else " (shared code, not ranked)"
+        md.append(f"| {label} | {n} | " + " | ".join(
+            f"×{means[c]:.2f}" if means[c] is not None else "—" for c in cols) + " |")
     md.append(f"| **all ranked rows** | {n_overall} | " + " | ".join(
-        f"**×{bench_stats.geomean(overall[c]):.2f}**" if overall[c] else "—" for c in cols) + " |")
+        f"**×{overall[c]:.2f}**" if overall[c] is not None else "—" for c in cols) + " |")
     return md
 
 
@@ -440,7 +469,7 @@ def make_plots(run, old=None):
                         series[(impl, m)] = pts
             if not series:
                 continue
-            fig, ax = plt.subplots(figsize=(6.8, 4.4))
+            fig, ax = plt.subplots(figsize=(8.0, 4.4))
             ys = [y for pts in series.values() for _, y, _ in pts if y > 0]
             log_y = bool(ys) and max(ys) / min(ys) >= 20
             if w.numeric:
@@ -486,7 +515,7 @@ def make_plots(run, old=None):
                                            else "")
             ax.set_title(title + "\nerror bars: min–max over repetitions", fontsize="medium")
             ax.grid(True, which="major", alpha=0.3)
-            ax.legend(fontsize="small", ncol=2 if len(series) > 6 else 1)
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
             fig.tight_layout()
             fig.savefig(os.path.join(run.plot_dir, plot_name(w.id, metric)), dpi=90)
             plt.close(fig)

@@ -47,7 +47,9 @@ REPS_PER_ROUND = 1
 
 # Rows measured before the first and after the last round: (workload, param value, impls), impls
 # "all" (every selected impl that has the row) or "first" (the first selected tree). A loop row
-# and a one-shot row, cheap enough to run with SENTINEL_REPS repetitions each time.
+# and a one-shot row, cheap enough to run with SENTINEL_REPS repetitions each time, whatever the
+# filter selects, and with the default settings even in --quick runs (quick's 10 one-shot
+# iterations make a noisy sentinel), so drift figures are comparable between runs.
 SENTINELS = (("done_poll", "1", "all"), ("fanout_create", "10000", "first"))
 SENTINEL_REPS = 3
 
@@ -96,7 +98,8 @@ def build_go(go, repo, build_dir):
 def run_logged(cmd, log_path, timeout, env=None):
     """Runs cmd with stdout+stderr into log_path; the exit status, or None after a timeout."""
     with open(log_path, "w") as logf:
-        logf.write(" ".join(cmd) + "\n")
+        preload = (env or {}).get("LD_PRELOAD")
+        logf.write((f"LD_PRELOAD={preload} " if preload else "") + " ".join(cmd) + "\n")
         logf.flush()
         try:
             return subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env,
@@ -208,8 +211,8 @@ def load_doc(path):
         return None
 
 
-def sentinel_jobs(jobs, trees, impls, env):
-    """The sentinel variants of the round jobs: same binaries, only the SENTINELS rows."""
+def sentinel_jobs(binaries, go_job, trees, impls, env):
+    """Jobs running only the SENTINELS rows: every binary that has one, and the Go program."""
     sel_trees = [t for t in trees if t in impls]
     parts = []
     for workload, value, which in SENTINELS:
@@ -221,17 +224,15 @@ def sentinel_jobs(jobs, trees, impls, env):
             parts.append(f"{re.escape(workload)}/impl:{alternation(who)}/"
                          f"{re.escape(param)}:{re.escape(value)}")
     out = []
-    for job in jobs:
-        if job.go:
-            wanted = [w for w, _, which in SENTINELS if which == "all" and w in bench_spec.BY_ID
-                      and "go" in bench_spec.BY_ID[w].peers]
-            if wanted:
-                out.append(Job(job.name, job.exe, f"^{alternation(wanted)}$", go=True))
-        elif parts:
-            gfilter = f"^({'|'.join(parts)})(/|$)"
-            rc, names, _ = list_tests(job.exe, gfilter, env)
-            if rc == 0 and names:
-                out.append(Job(job.name, job.exe, gfilter, len(names)))
+    for exe in binaries if parts else []:
+        gfilter = f"^({'|'.join(parts)})(/|$)"
+        rc, names, _ = list_tests(exe, gfilter, env)
+        if rc == 0 and names:
+            out.append(Job(os.path.basename(exe), exe, gfilter, len(names)))
+    wanted = [w for w, _, which in SENTINELS if which == "all" and w in bench_spec.BY_ID
+              and "go" in bench_spec.BY_ID[w].peers]
+    if go_job is not None and wanted:
+        out.append(Job(go_job.name, go_job.exe, f"^{alternation(wanted)}$", go=True))
     return out
 
 
@@ -364,10 +365,10 @@ def main():
             except subprocess.CalledProcessError as e:
                 runner.failures.append(f"go: build failed: {e}")
 
-    sentinels = sentinel_jobs(jobs, trees, impls, env)
+    sentinels = sentinel_jobs(binaries, next((j for j in jobs if j.go), None), trees, impls, env)
 
     def run_sentinels(phase):
-        r = Runner(settings, timeout, env, run_dir)
+        r = Runner(DEFAULT, timeout, env, run_dir)
         t0 = time.monotonic()
         for job in sentinels:
             r.run(job, os.path.join(raw, "sentinel", phase), SENTINEL_REPS)
