@@ -107,9 +107,10 @@ BY_ID = {w.id: w for w in WORKLOADS}
 # A one-shot row measured on an aged heap is named after its settled metric with this suffix.
 AGED_SUFFIX = "_aged"
 
-# Metrics that restate another metric of the same measurement (its reciprocal): summaries count
-# only the source, so one measurement is never counted twice.
-DERIVED = {"ops_per_sec": "ns_per_op"}
+# Metrics that restate another metric of the same measurement (its reciprocal; the allocator's
+# view of the same bytes): summaries count only the source, so one measurement is never counted
+# twice.
+DERIVED = {"ops_per_sec": "ns_per_op", "chunk_bytes_per_node": "bytes_per_node"}
 
 # Reported first: the workload closest to what a service does.
 REPORT_FIRST = ("request",)
