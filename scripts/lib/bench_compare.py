@@ -344,7 +344,7 @@ def summary_keys(run, workload, impl, aged):
     for (w, i, v, m) in run.rows:
         if w != workload or i != impl or bench_spec.is_aged(m) != aged:
             continue
-        src = bench_spec.DERIVED.get(bench_spec.settled_metric(m))
+        src = bench_spec.SAME_MEASUREMENT.get(bench_spec.settled_metric(m))
         if src is not None and (w, i, v, src + (bench_spec.AGED_SUFFIX if aged else "")) \
                 in run.rows:
             continue

@@ -114,16 +114,30 @@ def concat_files(paths, out_path):
                     shutil.copyfileobj(f, out)
 
 
+# Fields of a Google Benchmark JSON entry that are not user counters (the Go peer writes a subset).
+# `threads` is also a counter of ours (it overrides the library's thread count), not a metric.
+GBENCH_FIELDS = {
+    "name", "family_index", "per_family_instance_index", "run_name", "run_type", "repetitions",
+    "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit",
+    "aggregate_name", "aggregate_unit", "error_occurred", "error_message", "label", "big_o", "rms",
+    "complexity_n",
+}
+
+
 def metrics_of(spec, entry):
-    """The metrics of a workload's row: WORKLOADS.md's, and the `_aged` counterpart of each that
-    the benchmark reports (one-shot rows measured on an aged heap too)."""
+    """The metrics of a workload's row: WORKLOADS.md's (required), then every other counter the
+    benchmark reports (`_aged` twins of one-shot rows, extra metrics), each `_aged` twin right
+    after its settled metric."""
+    extra = sorted(k for k, v in entry.items()
+                   if k not in GBENCH_FIELDS and k not in spec.metrics
+                   and isinstance(v, (int, float)) and not isinstance(v, bool))
     out = []
-    for m in spec.metrics:
+    for m in list(spec.metrics) + [e for e in extra if not bench_spec.is_aged(e)]:
         out.append(m)
         aged = m + bench_spec.AGED_SUFFIX
-        if aged in entry and aged not in spec.metrics:
+        if aged in extra:
             out.append(aged)
-    return out
+    return out + [e for e in extra if e not in out]
 
 
 def load_events(path):

@@ -107,10 +107,11 @@ BY_ID = {w.id: w for w in WORKLOADS}
 # A one-shot row measured on an aged heap is named after its settled metric with this suffix.
 AGED_SUFFIX = "_aged"
 
-# Metrics that restate another metric of the same measurement (its reciprocal; the allocator's
-# view of the same bytes): summaries count only the source, so one measurement is never counted
-# twice.
-DERIVED = {"ops_per_sec": "ns_per_op", "chunk_bytes_per_node": "bytes_per_node"}
+# Metrics that describe the same measurement as another metric of the row (its reciprocal; the
+# allocator's view of the same bytes; the allocations behind them): summaries count only the
+# first, so one measurement is never counted twice.
+SAME_MEASUREMENT = {"ops_per_sec": "ns_per_op", "chunk_bytes_per_node": "bytes_per_node",
+                    "allocs_per_node": "bytes_per_node"}
 
 # Reported first: the workload closest to what a service does.
 REPORT_FIRST = ("request",)
@@ -126,13 +127,13 @@ def is_aged(metric):
 
 
 def unit(metric):
-    """Unit of any metric: `_aged` metrics share their settled metric's unit; names ending in
-    _ns, _us or _bytes, or holding `bytes`, are read off the name."""
+    """Unit of any metric: `_aged` metrics share their settled metric's unit; others are read off
+    the name (ns, us, bytes, ops/s, allocs); "" for a name that says nothing."""
     base = settled_metric(metric)
     if base in UNITS:
         return UNITS[base]
     for key, u in (("_ns", "ns"), ("ns_", "ns"), ("_us", "us"), ("bytes", "bytes"),
-                   ("per_sec", "ops/s")):
+                   ("per_sec", "ops/s"), ("allocs", "allocs")):
         if key in base:
             return u
     return ""
