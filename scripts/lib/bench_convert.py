@@ -49,19 +49,26 @@ def load_json(path):
         return json.load(f)
 
 
-def repetitions(doc):
-    """OrderedDict base name -> list of per-repetition entries; raises on any error entry."""
+def repetitions(doc, problems=None):
+    """OrderedDict base name -> list of per-repetition entries. A benchmark that reported an
+    error raises ConversionError, or with a `problems` list is named there and left out."""
     runs = OrderedDict()
     errors = []
+    failed = set()
     for b in doc.get("benchmarks", []):
         if b.get("error_occurred"):
             errors.append(f"{b['name']}: {b.get('error_message', '(no message)')}")
+            failed.add(base_name(b.get("run_name", b["name"])))
             continue
         if b.get("run_type", "iteration") != "iteration":
             continue
         runs.setdefault(base_name(b.get("run_name", b["name"])), []).append(b)
-    if errors:
+    if errors and problems is None:
         raise ConversionError("benchmarks failed:\n  " + "\n  ".join(errors))
+    if problems is not None:
+        problems += [f"benchmark failed: {e}" for e in errors]
+    for name in failed:
+        runs.pop(name, None)  # a failed repetition makes the row meaningless
     return runs
 
 
@@ -161,40 +168,53 @@ def fmt(value, digits=6):
     return f"{value:.{digits}g}"
 
 
-def rows_from_gbench(doc, events):
-    """CSV rows (lists of strings) of one binary's JSON document."""
+def rows_from_gbench(doc, events, problems=None):
+    """CSV rows (lists of strings) of one binary's JSON document. The first problem (a failed
+    benchmark, an unknown workload, a missing counter) raises ConversionError; with a `problems`
+    list, each is named there and only the rows concerned are left out."""
     rows = []
-    for name, reps in repetitions(doc).items():
-        workload, impl, param, value = parse_name(name)
-        spec = bench_spec.BY_ID.get(workload)
-        if spec is None:
-            raise ConversionError(f"{name}: unknown workload {workload}")
-        if param != spec.param:
-            raise ConversionError(f"{name}: parameter {param}, WORKLOADS.md says {spec.param}")
-        threads = reps[0].get("threads", 1)
-        if "threads" in reps[0]:  # our counter overrides Google Benchmark's thread count
-            threads = int(round(reps[0]["threads"]))
-        for metric in metrics_of(spec, reps[0]):
-            per_rep = []
-            for r in reps:
-                if metric not in r:
-                    raise ConversionError(f"{name}: repetition without counter {metric}")
-                per_rep.append(float(r[metric]))
-            if metric in bench_spec.EVENT_METRICS:
-                ev_name, q = bench_spec.EVENT_METRICS[metric]
-                per_rep_events = events.get(name, {}).get(ev_name, [])
-                if len(per_rep_events) != len(reps):
-                    raise ConversionError(
-                        f"{name}: {len(per_rep_events)} event lines for {len(reps)} repetitions "
-                        f"(was --ctxtree_events given?)")
-                v = bench_stats.percentile(sorted(x for e in per_rep_events for x in e), q)
-            else:
-                v = bench_stats.median(per_rep)
-            c = bench_stats.cv(per_rep)
-            if not (math.isfinite(v) and math.isfinite(c)):
-                raise ConversionError(f"{name}: {metric} is not finite ({v}, cv {c})")
-            rows.append([workload, impl, param, value, str(threads), metric, fmt(v),
-                         bench_spec.unit(metric), str(len(reps)), fmt(c, 4)])
+    for name, reps in repetitions(doc, problems).items():
+        try:
+            rows += _rows_of(name, reps, events)
+        except ConversionError as e:
+            if problems is None:
+                raise
+            problems.append(str(e))
+    return rows
+
+
+def _rows_of(name, reps, events):
+    workload, impl, param, value = parse_name(name)
+    spec = bench_spec.BY_ID.get(workload)
+    if spec is None:
+        raise ConversionError(f"{name}: unknown workload {workload} (not in bench_spec.py)")
+    if param != spec.param:
+        raise ConversionError(f"{name}: parameter {param}, WORKLOADS.md says {spec.param}")
+    threads = reps[0].get("threads", 1)
+    if "threads" in reps[0]:  # our counter overrides Google Benchmark's thread count
+        threads = int(round(reps[0]["threads"]))
+    rows = []
+    for metric in metrics_of(spec, reps[0]):
+        per_rep = []
+        for r in reps:
+            if metric not in r:
+                raise ConversionError(f"{name}: repetition without counter {metric}")
+            per_rep.append(float(r[metric]))
+        if metric in bench_spec.EVENT_METRICS:
+            ev_name, q = bench_spec.EVENT_METRICS[metric]
+            per_rep_events = events.get(name, {}).get(ev_name, [])
+            if len(per_rep_events) != len(reps):
+                raise ConversionError(
+                    f"{name}: {len(per_rep_events)} event lines for {len(reps)} repetitions "
+                    f"(was --ctxtree_events given?)")
+            v = bench_stats.percentile(sorted(x for e in per_rep_events for x in e), q)
+        else:
+            v = bench_stats.median(per_rep)
+        c = bench_stats.cv(per_rep)
+        if not (math.isfinite(v) and math.isfinite(c)):
+            raise ConversionError(f"{name}: {metric} is not finite ({v}, cv {c})")
+        rows.append([workload, impl, param, value, str(threads), metric, fmt(v),
+                     bench_spec.unit(metric), str(len(reps)), fmt(c, 4)])
     return rows
 
 

@@ -415,10 +415,9 @@ def main():
             if ctx_trees != trees:
                 runner.failures.append(
                     f"{job.name}: built with trees {ctx_trees}, expected {trees} (stale build?)")
-        try:
-            rows += bench_convert.rows_from_gbench(doc, bench_convert.load_events(events))
-        except bench_convert.ConversionError as e:
-            runner.failures.append(f"{job.name}: {e}")
+        problems = []
+        rows += bench_convert.rows_from_gbench(doc, bench_convert.load_events(events), problems)
+        runner.failures += [f"{job.name}: {p}" for p in problems]
         bench_convert.compress_events(events)
 
     with open(os.path.join(run_dir, "results.csv"), "w", newline="") as f:
