@@ -45,6 +45,21 @@ class MergeTest(unittest.TestCase):
                                                                  events)}
         self.assertEqual(rows["p50_us"][6], "51.5")  # median of all six events
 
+    def test_failed_or_unknown_rows_are_named_and_the_others_kept(self):
+        good = "done_poll/impl:mutex/depth:1"
+        failed = dict(entry("done_poll/impl:mutex/depth:100", {}), error_occurred=True,
+                      error_message="check failed")
+        unknown = entry("no_such_workload/impl:mutex/n:1", {"ns_per_op": 1.0})
+        doc = {"benchmarks": [entry(good, {"ns_per_op": 2.0}), failed, unknown]}
+        problems = []
+        rows = bench_convert.rows_from_gbench(doc, {}, problems)
+        self.assertEqual([(r[0], r[3]) for r in rows], [("done_poll", "1")])
+        self.assertEqual(len(problems), 2)
+        self.assertIn("check failed", problems[0])
+        self.assertIn("no_such_workload", problems[1])
+        with self.assertRaises(bench_convert.ConversionError):
+            bench_convert.rows_from_gbench(doc, {})
+
 
 if __name__ == "__main__":
     unittest.main()
