@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bench_compare  # noqa: E402
@@ -107,11 +108,14 @@ class SummaryTest(unittest.TestCase):
 
 
 class ReportOrderTest(unittest.TestCase):
-    def test_request_comes_first_when_specified(self):
-        order = [w.id for w in bench_spec.report_order()]
-        if "request" in bench_spec.BY_ID:
-            self.assertEqual(order[0], "request")
-        self.assertEqual(sorted(order), sorted(bench_spec.BY_ID))
+    def test_request_comes_first(self):
+        request = bench_spec.Workload("request", "threads", ("1",), ("ns_per_op",), "one RPC")
+        workloads = bench_spec.WORKLOADS + (request,)
+        with mock.patch.object(bench_spec, "WORKLOADS", workloads), \
+                mock.patch.dict(bench_spec.BY_ID, {"request": request}):
+            order = [w.id for w in bench_spec.report_order()]
+        self.assertEqual(order[0], "request")
+        self.assertEqual(sorted(order), sorted(w.id for w in workloads))
 
 
 if __name__ == "__main__":
