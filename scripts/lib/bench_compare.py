@@ -11,7 +11,6 @@ import argparse
 import csv
 import glob
 import json
-import math
 import os
 import sys
 
