@@ -116,12 +116,13 @@ Notes on reading these numbers:
   everywhere); `≈` marks a difference from the baseline that the repetitions cannot separate
   (two-sided Mann-Whitney U test, p ≥ 0.05, as Google Benchmark's compare.py; with 3 repetitions
   the smallest possible p is 0.1, so a --quick run marks every cell); `†` marks cv > 5 %.
-- Peers: `tbb` (oneTBB task_group_context) runs fanout_create, fanout_cancel, tree_cancel, churn
-  and done_poll; its children are bound by running an empty task in them from a task of the
-  parent (bench/bm_tbb.cc). `go` is Go's own context (Go 1.19): no fanout_cancel_callbacks row
-  (no AfterFunc before Go 1.21) and no chain_destroy row (no deterministic destruction); its
-  timer_fire lateness is observed from goroutines blocked on Done() (Go's AfterFunc also runs f
-  on a new goroutine) and its memory is live-heap growth (bench/go/main.go).
+- Peers: `tbb` (oneTBB task_group_context) runs fanout_create, fanout_cancel, tree_cancel,
+  chain_cancel (depth ≤ 1e4), churn, done_poll and memory (kind cancel); its children are bound
+  by running an empty task in them from a task of the parent (bench/bm_tbb.cc). `go` is Go's own
+  context (Go 1.19): fanout_cancel_callbacks with a goroutine per callback blocked on Done() (the
+  pre-1.21 idiom), no chain_destroy row (no deterministic destruction), no timer_fire row but
+  timer_fire_observed (as the C++ row of that name, fires seen from waiters blocked on done), and
+  its memory is live-heap growth (bench/go/main.go).
 """
 
 
