@@ -20,11 +20,14 @@
 //     chunk_bytes_per_node are that figure; Go cannot see requested sizes.
 //   - one-shot rows run runtime.GC() in their untimed teardown when they hold >= 1e5 nodes, so
 //     that garbage of one iteration is not collected inside the next one's timed region.
-//   - aged heap (one-shot rows, _aged metrics): before the untimed build, 4·N pointer-holding
-//     objects of the sizes of WORKLOADS.md (all Go size classes) are allocated, a random three
-//     quarters dropped (fixed seed) and runtime.GC() run, so the context objects (which hold
-//     pointers, hence share those spans) are allocated in the freed slots among live ones: Go's
-//     GC heap after churn. There is no "settled" Go heap beyond the GC above.
+//   - aged heap (one-shot rows, _aged metrics): 4·N pointer-holding objects per event, of the
+//     sizes of WORKLOADS.md (all Go size classes), a random three quarters dropped (fixed seed),
+//     then runtime.GC(), so the context objects (which hold pointers, hence share those spans) are
+//     allocated in the freed slots among live ones: Go's GC heap after churn. Go's size classes
+//     are segregated, so only the holes of a context's own class (3/8 of N) can take it. The aging
+//     is done once per repetition for all its aged events (see oneShotLoop), and the settled
+//     events of a repetition run before the aged ones. There is no "settled" Go heap beyond the
+//     collection above.
 //
 // Repetitions: every row is calibrated first (loop rows: iterations until -min-time, as Google
 // Benchmark does; one-shot rows: max(1, round(-oneshot-nodes / nodes)) iterations; latency rows:
@@ -139,32 +142,34 @@ func ageHeap(nodes int) [][]*byte {
 	return kept
 }
 
-// oneShotLoop runs a one-shot row: per iteration, event(aged) once on the settled heap and once
-// on the aged one (alternating which goes first); event builds, returns the timed duration, and
-// tears down (drops its references). The metric of the aged events is metric + "_aged".
+// oneShotLoop runs a one-shot row: `iters` events on the settled heap, then `iters` on the aged
+// one; event builds, returns the timed duration, and tears down (drops its references). The
+// metric of the aged events is metric + "_aged". The aging runs once for all aged events of the
+// call, 4·units·iters objects, and no collection runs between them, so each event's build lands
+// in holes no earlier one filled: per event the pattern of WORKLOADS.md, at one runtime.GC() per
+// repetition instead of one per event (at depth 10 that would be 1e5 collections per repetition).
 func oneShotLoop(iters, units int, metric string,
 	event func(aged bool) (time.Duration, error)) result {
 	var timed [2]time.Duration
-	for it := 0; it < iters; it++ {
-		for k := 0; k < 2; k++ {
-			aged := (it+k)%2 == 1
-			var kept [][]*byte
-			if aged {
-				kept = ageHeap(units)
-			}
+	for k, aged := range []bool{false, true} {
+		var kept [][]*byte
+		if aged {
+			kept = ageHeap(units * iters)
+		}
+		for it := 0; it < iters; it++ {
 			d, err := event(aged)
 			if err != nil {
 				return result{err: err}
 			}
-			runtime.KeepAlive(kept)
-			kept = nil
-			if aged {
-				timed[1] += d
-				release(4 * units)
-			} else {
-				timed[0] += d
+			timed[k] += d
+			if !aged {
 				release(units)
 			}
+		}
+		runtime.KeepAlive(kept)
+		kept = nil
+		if aged {
+			release(4 * units * iters)
 		}
 	}
 	per := float64(iters * units)
@@ -1169,6 +1174,8 @@ func main() {
 	}
 	rng := rand.New(rand.NewSource(*seed))
 	failed := false
+	// A line to stderr at most every 5 s, so a watcher of a long run sees it advance.
+	started, lastProgress := time.Now(), time.Time{}
 	for rep := 0; rep < *reps; rep++ {
 		order := rng.Perm(len(records))
 		for _, i := range order {
@@ -1180,6 +1187,11 @@ func main() {
 				failed = true
 			}
 			records[i].reps = append(records[i].reps, r)
+			if time.Since(lastProgress) >= 5*time.Second {
+				lastProgress = time.Now()
+				fmt.Fprintf(os.Stderr, "progress: %.0f s, round %d of %d, last %s\n",
+					time.Since(started).Seconds(), rep+1, *reps, records[i].b.name())
+			}
 		}
 	}
 	for _, rec := range records {
