@@ -14,12 +14,14 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <ctxtree/ctxtree.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,11 +61,19 @@ inline std::string bench_name(std::string_view workload, std::string_view impl,
   return bench_name(workload, impl, param, std::to_string(value));
 }
 
+// Called by thread 0 after every call of a benchmark function: prints a progress line to stderr
+// (at most one every few seconds), so that a watcher of a long binary sees it advance. Google
+// Benchmark reports a row only after its last repetition, which with random interleaving is near
+// the end of the binary.
+void progress(const std::string& name);
+
 // Registers `fn(state, args...)` under `name`.
 template <class Fn, class... Args>
-benchmark::internal::Benchmark* add(const std::string& name, Fn&& fn, Args&&... args) {
-  return benchmark::RegisterBenchmark(name.c_str(), std::forward<Fn>(fn),
-                                      std::forward<Args>(args)...);
+benchmark::internal::Benchmark* add(const std::string& name, Fn fn, Args... args) {
+  return benchmark::RegisterBenchmark(name.c_str(), [name, fn, args...](benchmark::State& state) {
+    fn(state, args...);
+    if (state.thread_index() == 0) progress(name);
+  });
 }
 
 // One-shot workloads (manual time; each iteration builds `units` nodes untimed, times one event,
@@ -97,6 +107,44 @@ void settle_heap() {
   settle_heap();
 }
 
+// The heap a one-shot iteration builds its tree on (WORKLOADS.md, "Settled and aged heap").
+// Every one-shot benchmark runs both in every iteration, alternating which goes first, and reports
+// the aged figure under the settled metric's name + "_aged".
+enum class Heap { settled, aged };
+
+// Which heap goes first in iteration `i` (the other follows).
+inline std::array<Heap, 2> heap_order(std::size_t i) {
+  return i % 2 == 0 ? std::array{Heap::settled, Heap::aged} : std::array{Heap::aged, Heap::settled};
+}
+
+inline std::string metric_for(const char* settled_metric, Heap heap) {
+  return heap == Heap::aged ? std::string(settled_metric) + "_aged" : std::string(settled_metric);
+}
+
+// The aging pattern, identical for every implementation: 4 * nodes blocks with sizes drawn
+// uniformly from {32, 48, 64, 80, 96, 128, 176, 256} bytes, then a random three quarters of them
+// freed (fixed seed, so every iteration and every implementation sees the same pattern), the rest
+// held until destruction. Built after the heap was settled, destroyed before it is settled again.
+// Uses malloc, as the trees' operator new does, so the tree's nodes land in the holes.
+class AgedHeap {
+ public:
+  explicit AgedHeap(std::size_t nodes);
+  AgedHeap(AgedHeap&&) = default;  // the moved-from heap holds nothing
+  AgedHeap& operator=(AgedHeap&&) = delete;
+  ~AgedHeap();
+
+ private:
+  std::vector<void*> kept_;
+};
+
+// What a one-shot iteration does before building on `heap`: nothing (settled) or age the heap
+// for a tree of `nodes` nodes.
+inline std::optional<AgedHeap> prepare_heap(Heap heap, std::size_t nodes) {
+  std::optional<AgedHeap> aged;
+  if (heap == Heap::aged) aged.emplace(nodes);
+  return aged;
+}
+
 inline double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 inline double nanos(Clock::duration d) {
   return std::chrono::duration<double, std::nano>(d).count();
@@ -128,6 +176,51 @@ class ManualClock {
   double units_ = 0;
 };
 
+// The timed events of one-shot iterations, one per heap: sums per heap, and the iteration's
+// manual time (both events).
+class HeapClocks {
+ public:
+  void add(Heap heap, Clock::duration d, std::size_t units) {
+    Sum& s = sums_[heap == Heap::aged];
+    s.ns += nanos(d);
+    s.units += static_cast<double>(units);
+    iteration_ += d;
+  }
+  void end_iteration(benchmark::State& state) {
+    state.SetIterationTime(seconds(iteration_));
+    iteration_ = {};
+  }
+  // `settled_metric` and its `_aged` twin.
+  void report(benchmark::State& state, const char* settled_metric) const {
+    for (const Heap heap : {Heap::settled, Heap::aged}) {
+      const Sum& s = sums_[heap == Heap::aged];
+      if (s.units > 0) set_metric(state, metric_for(settled_metric, heap).c_str(), s.ns / s.units);
+    }
+  }
+
+ private:
+  struct Sum {
+    double ns = 0;
+    double units = 0;
+  };
+  Sum sums_[2];
+  Clock::duration iteration_{};
+};
+
+// The loop of a one-shot benchmark: per iteration, `event(heap)` once per heap (alternating which
+// goes first). `event` builds on `heap`, times one event into `clocks`, verifies, tears down and
+// settles; it returns false after calling SkipWithError, which ends the loop.
+template <class Event>
+void run_oneshot(benchmark::State& state, HeapClocks& clocks, Event&& event) {
+  std::size_t i = 0;
+  for (auto _ : state) {
+    for (const Heap heap : heap_order(i++)) {
+      if (!event(heap)) return;
+    }
+    clocks.end_iteration(state);
+  }
+}
+
 // Percentile with linear interpolation between closest ranks (numpy's default); scripts/lib and
 // bench/go/main.go use the same definition. `v` must be sorted.
 inline double percentile(const std::vector<double>& v, double q) {
@@ -144,6 +237,16 @@ inline double percentile(const std::vector<double>& v, double q) {
 // benchmark function is one reported repetition.
 void record_events(const std::string& name, std::string_view metric,
                    const std::vector<double>& values);
+
+// Reserves room for `n` elements and writes it once (untimed), so that a timed region that fills
+// `v` does not pay first-touch page faults on a fresh allocation (at n = 1e6 the first touch of
+// each page costs more than the work per element).
+template <class T>
+void reserve_touched(std::vector<T>& v, std::size_t n) {
+  v.reserve(n);
+  v.resize(n);
+  v.clear();
+}
 
 // What with_cancel / with_timeout return.
 template <class Tree>

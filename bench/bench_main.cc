@@ -10,11 +10,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <new>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -26,6 +29,7 @@ namespace {
 std::FILE* g_events = nullptr;
 std::mutex g_events_mu;
 double g_oneshot_nodes = 1e6;
+constexpr std::uint64_t kAgingSeed = 0x616765645f686561;  // "aged_hea"
 
 struct NameCollector {
   std::string out;
@@ -46,6 +50,40 @@ std::string tree_names() {
 
 int oneshot_iterations(std::size_t units) {
   return static_cast<int>(std::max(1.0, std::round(g_oneshot_nodes / static_cast<double>(units))));
+}
+
+AgedHeap::AgedHeap(std::size_t nodes) {
+  static constexpr std::size_t kSizes[] = {32, 48, 64, 80, 96, 128, 176, 256};
+  std::mt19937_64 rng(kAgingSeed);
+  std::uniform_int_distribution<std::size_t> pick(0, std::size(kSizes) - 1);
+  std::vector<void*> blocks(4 * nodes);
+  for (void*& b : blocks) {
+    b = std::malloc(kSizes[pick(rng)]);
+    if (b == nullptr) throw std::bad_alloc();
+  }
+  std::shuffle(blocks.begin(), blocks.end(), rng);
+  const std::size_t keep = blocks.size() / 4;
+  for (std::size_t i = keep; i < blocks.size(); ++i) std::free(blocks[i]);
+  blocks.resize(keep);
+  kept_ = std::move(blocks);
+}
+
+AgedHeap::~AgedHeap() {
+  for (void* b : kept_) std::free(b);
+}
+
+void progress(const std::string& name) {
+  using std::chrono::duration;
+  static const Clock::time_point start = Clock::now();
+  static Clock::time_point last{};
+  static long calls = 0;
+  ++calls;
+  const auto now = Clock::now();
+  if (now - last < std::chrono::seconds(5)) return;
+  last = now;
+  std::fprintf(stderr, "progress: %.0f s, %ld benchmark calls, last %s\n",
+               duration<double>(now - start).count(), calls, name.c_str());
+  std::fflush(stderr);
 }
 
 void record_events(const std::string& name, std::string_view metric,

@@ -1,7 +1,8 @@
 // bm_fanout.cc — fanout_create, fanout_cancel, fanout_cancel_callbacks, tree_cancel.
 //
-// One-shot events with manual timing: each iteration builds a fresh tree (untimed), times one
-// thing, verifies it (untimed) and tears the tree down (untimed).
+// One-shot events with manual timing: each iteration, once on the settled and once on the aged
+// heap, builds a fresh tree (untimed), times one thing, verifies it (untimed) and tears the tree
+// down (untimed).
 #include <atomic>
 #include <string>
 #include <vector>
@@ -17,29 +18,32 @@ using ctxtree::with_cancel;
 constexpr std::size_t kFanout[] = {100, 1'000, 10'000, 100'000, 1'000'000};
 
 /// fanout_create: times `n` calls of with_cancel(root), each result moved into a vector reserved
-/// beforehand (no reallocation while timed). Excluded: the root, the teardown. Checked:
-/// child_count(root) == n.
+/// and touched beforehand (no reallocation or first-touch page fault while timed). Excluded: the
+/// root, the teardown. Checked: child_count(root) == n. Both heaps per iteration (run_oneshot).
 template <class Tree>
 void fanout_create(benchmark::State& state, std::size_t n) {
   std::vector<CancelPair<Tree>> kids;
-  kids.reserve(n);
-  ManualClock clock;
-  for (auto _ : state) {
+  reserve_touched(kids, n);
+  HeapClocks clocks;
+  run_oneshot(state, clocks, [&](Heap heap) {
+    auto aged = prepare_heap(heap, n);
     auto [root, cancel_root] = with_cancel(background<Tree>());
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < n; ++i) kids.emplace_back(with_cancel(root));
     const auto t1 = Clock::now();
-    clock.add(state, t1 - t0, n);
+    clocks.add(heap, t1 - t0, n);
     if (const auto got = ctxtree::debug::child_count(root); got != n) {
       state.SkipWithError(
           ("child_count(root) = " + std::to_string(got) + ", want " + std::to_string(n)).c_str());
-      break;
+      return false;
     }
     cancel_root();
     kids.clear();
+    aged.reset();
     settle_heap<Tree>();
-  }
-  clock.report(state, "ns_per_child");
+    return true;
+  });
+  clocks.report(state, "ns_per_child");
 }
 
 // Every child is done with errc::canceled and the root has no child left.
@@ -62,6 +66,7 @@ bool all_canceled(benchmark::State& state, const ctxtree::Context<Tree>& root,
 /// fanout_cancel (callbacks = false) and fanout_cancel_callbacks (true): times the root's cancel
 /// call with `n` direct children (each with one after_func bumping a counter when `callbacks`).
 /// Excluded: building, verifying, teardown. Checked: every child done (and the counter == n).
+/// Both heaps per iteration (run_oneshot).
 template <class Tree>
 void fanout_cancel(benchmark::State& state, std::size_t n, bool callbacks) {
   std::vector<CancelPair<Tree>> kids;
@@ -69,8 +74,9 @@ void fanout_cancel(benchmark::State& state, std::size_t n, bool callbacks) {
   kids.reserve(n);
   stops.reserve(callbacks ? n : 0);
   std::atomic<std::size_t> fired{0};
-  ManualClock clock;
-  for (auto _ : state) {
+  HeapClocks clocks;
+  run_oneshot(state, clocks, [&](Heap heap) {
+    auto aged = prepare_heap(heap, n);
     auto [root, cancel_root] = with_cancel(background<Tree>());
     fired.store(0, std::memory_order_relaxed);
     for (std::size_t i = 0; i < n; ++i) {
@@ -83,19 +89,21 @@ void fanout_cancel(benchmark::State& state, std::size_t n, bool callbacks) {
     const auto t0 = Clock::now();
     cancel_root();
     const auto t1 = Clock::now();
-    clock.add(state, t1 - t0, n);
-    if (!all_canceled(state, root, kids)) break;
+    clocks.add(heap, t1 - t0, n);
+    if (!all_canceled(state, root, kids)) return false;
     if (callbacks && fired.load(std::memory_order_relaxed) != n) {
       state.SkipWithError(
           ("after_func ran " + std::to_string(fired.load()) + " times, want " + std::to_string(n))
               .c_str());
-      break;
+      return false;
     }
     stops.clear();
     kids.clear();
+    aged.reset();
     settle_heap<Tree>();
-  }
-  clock.report(state, "ns_per_child");
+    return true;
+  });
+  clocks.report(state, "ns_per_child");
 }
 
 struct Shape {
@@ -111,14 +119,16 @@ struct Shape {
 constexpr Shape kShapes[] = {{"b10d5", 10, 5}, {"b2d16", 2, 16}, {"b1000d2", 1000, 2}};
 
 /// tree_cancel: times the root's cancel of a full tree (branching b, depth d below the root).
-/// Excluded: building (breadth first), verifying, teardown. Checked: every node done.
+/// Excluded: building (breadth first), verifying, teardown. Checked: every node done. Both heaps
+/// per iteration (run_oneshot).
 template <class Tree>
 void tree_cancel(benchmark::State& state, Shape shape) {
   const std::size_t total = shape.nodes();
   std::vector<CancelPair<Tree>> nodes;
   nodes.reserve(total);
-  ManualClock clock;
-  for (auto _ : state) {
+  HeapClocks clocks;
+  run_oneshot(state, clocks, [&](Heap heap) {
+    auto aged = prepare_heap(heap, total);
     auto [root, cancel_root] = with_cancel(background<Tree>());
     for (std::size_t j = 0; j < shape.branching; ++j) nodes.emplace_back(with_cancel(root));
     for (std::size_t parent = 0; nodes.size() < total; ++parent) {
@@ -129,12 +139,14 @@ void tree_cancel(benchmark::State& state, Shape shape) {
     const auto t0 = Clock::now();
     cancel_root();
     const auto t1 = Clock::now();
-    clock.add(state, t1 - t0, total);
-    if (!all_canceled(state, root, nodes)) break;
+    clocks.add(heap, t1 - t0, total);
+    if (!all_canceled(state, root, nodes)) return false;
     nodes.clear();
+    aged.reset();
     settle_heap<Tree>();
-  }
-  clock.report(state, "ns_per_node");
+    return true;
+  });
+  clocks.report(state, "ns_per_node");
 }
 
 struct Register {

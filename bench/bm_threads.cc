@@ -1,5 +1,6 @@
-// bm_threads.cc — churn, churn_timeout, done_poll, lookup_under_churn, wake_latency.
+// bm_threads.cc — churn, churn_timeout, done_poll, lookup_under_churn, wake_latency, request.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <barrier>
 #include <cstdint>
@@ -86,14 +87,14 @@ void done_poll(benchmark::State& state, std::size_t depth) {
   if (done != 0) state.SkipWithError("a live node reported done");
 }
 
-/// lookup_under_churn: thread 0 (the benchmark thread) times leaf.value(k) from the leaf of a
+/// lookup_under_churn: thread 0 (the benchmark thread) times leaf.value(k) from the leaf L of a
 /// chain of 100 with_value layers (distinct keys, k bound at the layer nearest the root) over a
-/// cancellable root R, while a second thread churns with_cancel + cancel of the value layer at
-/// depth 50 (an ancestor on the lookup path; the children register under R). ns_per_op = wall
-/// time / lookups of thread 0 (the churner's ops are not counted). The churner runs before the
-/// loop starts and is stopped after it ends. Checked: the lookups return the bound value, the
-/// churner made progress (in runs longer than 200 ms: a short run on a loaded machine may see
-/// none), R has no child left.
+/// cancellable root R, while a second thread churns with_cancel(L) + cancel: children of the
+/// looked-up context itself (a request context read while sub-contexts are made from it).
+/// ns_per_op = wall time / lookups of thread 0 (the churner's ops are not counted). The churner
+/// runs before the loop starts and is stopped after it ends. Checked: the lookups return the bound
+/// value, the churner made progress (in runs longer than 200 ms: a short run on a loaded machine
+/// may see none), R has no child left.
 template <class Tree>
 void lookup_under_churn(benchmark::State& state) {
   constexpr std::size_t kDepth = 100;
@@ -104,11 +105,10 @@ void lookup_under_churn(benchmark::State& state) {
     return k;
   }();
   auto [root, cancel_root] = with_cancel(background<Tree>());
-  ctxtree::Context<Tree> leaf = root, churned;
-  for (std::size_t i = 0; i < kDepth; ++i) {
+  ctxtree::Context<Tree> leaf = root;
+  for (std::size_t i = 0; i < kDepth; ++i)
     leaf = ctxtree::with_value(leaf, keys[i], std::uint64_t{i});
-    if (i + 1 == kDepth / 2) churned = leaf;
-  }
+  const ctxtree::Context<Tree> churned = leaf;
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> churn_ops{0};
   std::thread churner([&] {
@@ -210,6 +210,72 @@ void wake_latency(benchmark::State& state, std::size_t waiters, std::string name
   set_metric(state, "threads", static_cast<double>(waiters + 1));
 }
 
+// The server context of a request instance: created by thread 0 before the start barrier, dropped
+// by it after the end barrier (as churn_parent).
+template <class Tree>
+std::optional<CancelPair<Tree>>& request_server() {
+  static std::optional<CancelPair<Tree>> server;
+  return server;
+}
+
+const ctxtree::Key<std::uint64_t> kRequestId("request_id");
+
+/// request: one op = the context work of one RPC in a Go-style service: req = with_timeout(server,
+/// 1 s), r = with_value(req, request_id), then 3 sub-calls, each with_timeout(r, 100 ms) + one
+/// value(request_id) + one is_done() on it, then every cancel (sub-calls last-made first, then
+/// req), dropping the handles. `server` is one long-lived cancellable context shared by every
+/// thread. Timed: the loop, wall clock of thread 0 from before the start barrier to after the end
+/// barrier; ns_per_op = wall time / ops of all threads, ops_per_sec their total rate. Checked on
+/// each thread: every lookup found its own request id, no sub-call was done before its deadline;
+/// afterwards the server has no child left and is not done.
+template <class Tree>
+void request(benchmark::State& state) {
+  constexpr int kSubCalls = 3;
+  auto& server = request_server<Tree>();
+  if (state.thread_index() == 0) server.emplace(with_cancel(background<Tree>()));
+  const std::uint64_t first_id = static_cast<std::uint64_t>(state.thread_index()) << 40;
+  std::uint64_t id = first_id, found = 0, early = 0;
+  // A sub-call may be done only if its deadline passed (a thread preempted for 100 ms on a loaded
+  // machine): then it must be deadline_exceeded.
+  const auto expired = [](const ctxtree::Context<Tree>& c) {
+    const auto d = c.deadline();
+    return d && Clock::now() >= *d && c.err() == ctxtree::errc::deadline_exceeded;
+  };
+  const auto t0 = Clock::now();
+  for (auto _ : state) {
+    auto [req, cancel_req] = ctxtree::with_timeout(server->first, 1s);
+    const auto r = ctxtree::with_value(req, kRequestId, ++id);
+    std::array<CancelPair<Tree>, kSubCalls> subs;
+    for (auto& sub : subs) {
+      sub = ctxtree::with_timeout(r, 100ms);
+      const std::uint64_t* v = sub.first.value(kRequestId);
+      found += v != nullptr && *v == id;
+      if (sub.first.is_done()) early += !expired(sub.first);
+    }
+    for (auto it = subs.rbegin(); it != subs.rend(); ++it) it->second();
+    cancel_req();
+  }
+  const auto t1 = Clock::now();
+  const std::uint64_t ops = id - first_id;
+  if (found != kSubCalls * ops || early != 0) {
+    state.SkipWithError(("request: " + std::to_string(found) + " of " +
+                         std::to_string(kSubCalls * ops) + " lookups found the request id, " +
+                         std::to_string(early) + " sub-calls done before their deadline")
+                            .c_str());
+  }
+  if (state.thread_index() != 0) return;
+  const double all_ops = static_cast<double>(state.iterations()) * state.threads();
+  set_metric(state, "ns_per_op", nanos(t1 - t0) / all_ops);
+  set_metric(state, "ops_per_sec", all_ops / seconds(t1 - t0));
+  if (const auto left = ctxtree::debug::child_count(server->first); left != 0) {
+    state.SkipWithError(
+        ("request left " + std::to_string(left) + " children on the server").c_str());
+  } else if (server->first.is_done()) {
+    state.SkipWithError("the server context is done");
+  }
+  server.reset();
+}
+
 struct Register {
   template <class Tree>
   void operator()() {
@@ -229,6 +295,9 @@ struct Register {
     }
     add(bench_name("lookup_under_churn", impl, "threads", 2), lookup_under_churn<Tree>)
         ->UseRealTime();
+    for (const int t : {1, 2, 4}) {
+      add(bench_name("request", impl, "threads", t), request<Tree>)->Threads(t)->UseRealTime();
+    }
     // Events per repetition: ~0.1-0.3 s of wall time each.
     struct Waiters {
       std::size_t waiters;

@@ -1,4 +1,6 @@
-// bm_timer.cc — timer_fire: n deadlines spread over [1 ms, 100 ms], how late each fires.
+// bm_timer.cc — timer_fire and timer_fire_observed: n deadlines spread over [1 ms, 100 ms], how
+// late each fires (timer_fire: seen by an after_func where the context completes) or is seen
+// (timer_fire_observed: by threads blocked in done().wait(), as Go's peer observes).
 #include <algorithm>
 #include <atomic>
 #include <random>
@@ -17,29 +19,45 @@ using namespace std::chrono_literals;
 constexpr std::size_t kCounts[] = {1'000, 10'000, 100'000};
 constexpr std::uint64_t kSeed = 20240601;
 
-/// timer_fire: one repetition = one event of `n` contexts, with_deadline(root, base + U[1, 100] ms)
-/// (fixed seed), all under one cancellable root without a deadline.
+// Threads that observe the fires in timer_fire_observed: observer k waits, in deadline order, on
+// every kObservers-th context (the same split as the Go peer's observer goroutines).
+constexpr std::size_t kObservers = 16;
+
+enum class Observe { at_fire, by_waiters };
+
+/// timer_fire (Observe::at_fire) and timer_fire_observed (Observe::by_waiters): one repetition =
+/// one event of `n` contexts, with_deadline(root, base + U[1, 100] ms) (fixed seed), all under one
+/// cancellable root without a deadline.
 ///   create_ns: the n with_deadline calls, timed together, per context.
-///   lateness of a context: (steady_clock::now() read by an after_func on the thread that completes
-///     it, normally the timer thread — the observation point) - (its deadline).
+///   lateness of a context: (the time it is seen done) - (its deadline), where seen is
+///     at_fire:    steady_clock::now() read by an after_func on the thread that completes it,
+///                 normally the timer thread (the fire itself);
+///     by_waiters: steady_clock::now() read by an observer thread after done().wait() returned
+///                 (kObservers threads, each waiting on its share of the contexts in deadline
+///                 order): the fire plus a thread wake-up, what Go's peer measures.
 /// `base` lies a slack of 10 ms + 3 µs per context after the start of creation, so that the
-/// after_funcs (registered after creation, untimed) are all in place before the first deadline.
-/// If creation and registration outrun the slack (a loaded machine), the attempt is cancelled,
+/// after_funcs or observers (set up after creation, untimed) are all in place before the first
+/// deadline. If creation and setup outrun the slack (a loaded machine), the attempt is cancelled,
 /// discarded, and retried with twice the slack, up to 4 attempts. Checked: every context fires,
 /// none early, all with deadline_exceeded.
 /// Per-repetition percentiles go to the counters (their cv); every lateness goes to the
 /// --ctxtree_events side file (the CSV value is over every event of every repetition).
 template <class Tree>
-void timer_fire(benchmark::State& state, std::size_t n, std::string name) {
+void timer_fire(benchmark::State& state, std::size_t n, Observe observe, std::string name) {
   std::mt19937_64 rng(kSeed);
   std::uniform_int_distribution<std::int64_t> offset_ns(1'000'000, 100'000'000);
   std::vector<Clock::duration> offsets(n);
   for (auto& o : offsets) o = std::chrono::nanoseconds(offset_ns(rng));
+  std::vector<std::size_t> order(n);  // context indices by deadline
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return offsets[a] < offsets[b]; });
   std::vector<CancelPair<Tree>> ctxs;
   ctxs.reserve(n);
   std::vector<Clock::time_point> seen(n);
   std::vector<ctxtree::StopFunc> stops;
   stops.reserve(n);
+  std::vector<std::thread> observers;
   std::vector<double> lateness;
   std::atomic<std::size_t> fired{0};
   const auto wait_fired = [&](Clock::time_point until) {
@@ -47,6 +65,12 @@ void timer_fire(benchmark::State& state, std::size_t n, std::string name) {
       std::this_thread::sleep_for(1ms);
     }
     return fired.load(std::memory_order_acquire) == n;
+  };
+  // Ends an attempt: completes every context (a no-op once all fired), joins the observers.
+  const auto finish = [&](CancelPair<Tree>& root) {
+    root.second();
+    for (auto& t : observers) t.join();
+    observers.clear();
   };
   ManualClock clock;
   for (auto _ : state) {
@@ -62,18 +86,31 @@ void timer_fire(benchmark::State& state, std::size_t n, std::string name) {
         ctxs.emplace_back(ctxtree::with_deadline(root.first, base + offsets[i]));
       }
       const auto t1 = Clock::now();
-      for (std::size_t i = 0; i < n; ++i) {
-        stops.push_back(ctxtree::after_func(ctxs[i].first, [&seen, &fired, i] {
-          seen[i] = Clock::now();
-          fired.fetch_add(1, std::memory_order_release);
-        }));
+      if (observe == Observe::at_fire) {
+        for (std::size_t i = 0; i < n; ++i) {
+          stops.push_back(ctxtree::after_func(ctxs[i].first, [&seen, &fired, i] {
+            seen[i] = Clock::now();
+            fired.fetch_add(1, std::memory_order_release);
+          }));
+        }
+      } else {
+        for (std::size_t k = 0; k < kObservers; ++k) {
+          observers.emplace_back([&, k] {
+            for (std::size_t j = k; j < n; j += kObservers) {
+              const std::size_t i = order[j];
+              ctxs[i].first.done().wait();
+              seen[i] = Clock::now();
+              fired.fetch_add(1, std::memory_order_release);
+            }
+          });
+        }
       }
       if (Clock::now() < base + 1ms) {
         clock.add(state, t1 - t0, n);
         break;
       }
       // Outran: complete everything, wait for every callback of this attempt, start over.
-      root.second();
+      finish(root);
       const bool drained = wait_fired(Clock::now() + 5s);
       stops.clear();
       ctxs.clear();
@@ -83,7 +120,9 @@ void timer_fire(benchmark::State& state, std::size_t n, std::string name) {
       state.SkipWithError("creating the contexts outran 4 ever longer slacks (or hung)");
       break;
     }
-    if (!wait_fired(base + 100ms + 5s)) {
+    const bool all_fired = wait_fired(base + 100ms + 5s);
+    finish(root);
+    if (!all_fired) {
       state.SkipWithError("not every deadline fired within 5 s of the last one");
       break;
     }
@@ -116,11 +155,15 @@ struct Register {
   void operator()() {
     const std::string_view impl = Tree::name;
     for (const std::size_t n : kCounts) {
-      const std::string name = bench_name("timer_fire", impl, "n", n);
-      add(name, timer_fire<Tree>, n, name)
-          ->UseManualTime()
-          ->Iterations(1)
-          ->Unit(benchmark::kMicrosecond);
+      for (const auto& [workload, observe] :
+           {std::pair{"timer_fire", Observe::at_fire},
+            std::pair{"timer_fire_observed", Observe::by_waiters}}) {
+        const std::string name = bench_name(workload, impl, "n", n);
+        add(name, timer_fire<Tree>, n, observe, name)
+            ->UseManualTime()
+            ->Iterations(1)
+            ->Unit(benchmark::kMicrosecond);
+      }
     }
   }
 };

@@ -5,16 +5,29 @@
 // for its U test.
 //
 // The work of each row is the C++ row's work (bench/bm_*.cc), with these differences:
-//   - Go 1.19 has no Cause, AfterFunc or WithoutCancel: fanout_cancel_callbacks has no go row.
+//   - Go 1.19 has no Cause, AfterFunc or WithoutCancel: fanout_cancel_callbacks uses the pre-1.21
+//     idiom, one goroutine per callback blocked on <-ctx.Done(), and times the root's cancel until
+//     every such goroutine has bumped the counter (the C++ after_funcs run inside the cancel call).
 //   - chain_destroy has no go row: Go has no deterministic destruction; dropping the handles is
 //     free and the work happens later in the garbage collector.
-//   - timer_fire observes each fire from a goroutine blocked in <-ctx.Done() (Go's own AfterFunc,
-//     from 1.21, also runs f in a new goroutine), so go lateness includes a goroutine wake-up; 16
-//     observer goroutines share the contexts in deadline order (see timerObservers).
+//   - timer_fire has no go row: Go 1.19 cannot run code at the fire itself. Its row is
+//     timer_fire_observed, as the C++ one: each fire seen from a goroutine blocked in
+//     <-ctx.Done() (Go's own AfterFunc, from 1.21, also runs f in a new goroutine), so lateness
+//     includes a goroutine wake-up; 16 observer goroutines share the contexts in deadline order
+//     (see timerObservers).
 //   - memory is the growth of the live heap (runtime.MemStats.HeapAlloc after a GC), which
-//     includes size-class rounding; the C++ figure counts requested bytes.
+//     includes size-class rounding (Go keeps no per-object header): both bytes_per_node and
+//     chunk_bytes_per_node are that figure; Go cannot see requested sizes.
 //   - one-shot rows run runtime.GC() in their untimed teardown when they hold >= 1e5 nodes, so
 //     that garbage of one iteration is not collected inside the next one's timed region.
+//   - aged heap (one-shot rows, _aged metrics): 4·N pointer-holding objects per event, of the
+//     sizes of WORKLOADS.md (all Go size classes), a random three quarters dropped (fixed seed),
+//     then runtime.GC(), so the context objects (which hold pointers, hence share those spans) are
+//     allocated in the freed slots among live ones: Go's GC heap after churn. Go's size classes
+//     are segregated, so only the holes of a context's own class (3/8 of N) can take it. The aging
+//     is done once per repetition for all its aged events (see oneShotLoop), and the settled
+//     events of a repetition run before the aged ones. There is no "settled" Go heap beyond the
+//     collection above.
 //
 // Repetitions: every row is calibrated first (loop rows: iterations until -min-time, as Google
 // Benchmark does; one-shot rows: max(1, round(-oneshot-nodes / nodes)) iterations; latency rows:
@@ -52,8 +65,15 @@ var csvHeader = []string{"workload", "impl", "param_name", "param_value", "threa
 	"value", "unit", "repetitions", "cv"}
 
 // sink keeps results from being optimised away (a lookup or poll itself is an interface call the
-// compiler cannot remove; loops count their results and store the count once).
+// compiler cannot remove; loops count their results and store the count once). Goroutines that
+// run concurrently write their own padded slot of a []paddedSink instead, once after their loop,
+// so that no two of them write one cache line.
 var sink any
+
+type paddedSink struct {
+	v any
+	_ [48]byte
+}
 
 type kind int
 
@@ -102,6 +122,62 @@ func release(units int) {
 	}
 }
 
+// agingSizes and agingSeed: the aging pattern of WORKLOADS.md ("Settled and aged heap").
+var agingSizes = [...]int{32, 48, 64, 80, 96, 128, 176, 256}
+
+const agingSeed = 0x616765645f686561
+
+// ageHeap allocates 4·nodes pointer-holding objects of sizes drawn from agingSizes, drops a
+// random three quarters of them and collects them; the returned quarter must stay alive until
+// the tree built on this heap is torn down.
+func ageHeap(nodes int) [][]*byte {
+	rng := rand.New(rand.NewSource(agingSeed))
+	blocks := make([][]*byte, 4*nodes)
+	for i := range blocks {
+		blocks[i] = make([]*byte, agingSizes[rng.Intn(len(agingSizes))]/8)
+	}
+	rng.Shuffle(len(blocks), func(i, j int) { blocks[i], blocks[j] = blocks[j], blocks[i] })
+	kept := append([][]*byte(nil), blocks[:nodes]...)
+	blocks = nil
+	runtime.GC()
+	return kept
+}
+
+// oneShotLoop runs a one-shot row: `iters` events on the settled heap, then `iters` on the aged
+// one; event builds, returns the timed duration, and tears down (drops its references). The
+// metric of the aged events is metric + "_aged". The aging runs once for all aged events of the
+// call, 4·units·iters objects, and no collection runs between them, so each event's build lands
+// in holes no earlier one filled: per event the pattern of WORKLOADS.md, at one runtime.GC() per
+// repetition instead of one per event (at depth 10 that would be 1e5 collections per repetition).
+func oneShotLoop(iters, units int, metric string,
+	event func(aged bool) (time.Duration, error)) result {
+	var timed [2]time.Duration
+	for k, aged := range []bool{false, true} {
+		var kept [][]*byte
+		if aged {
+			kept = ageHeap(units * iters)
+		}
+		for it := 0; it < iters; it++ {
+			d, err := event(aged)
+			if err != nil {
+				return result{err: err}
+			}
+			timed[k] += d
+			if !aged {
+				release(units)
+			}
+		}
+		runtime.KeepAlive(kept)
+		kept = nil
+		if aged {
+			release(4 * units * iters)
+		}
+	}
+	per := float64(iters * units)
+	return ok(map[string]float64{metric: ns(timed[0]) / per, metric + "_aged": ns(timed[1]) / per},
+		timed[0]+timed[1])
+}
+
 func ok(metrics map[string]float64, timed time.Duration) result {
 	return result{timed: timed, metrics: metrics}
 }
@@ -114,24 +190,22 @@ func fanoutCreate(n int) func(int) result {
 	return func(iters int) result {
 		kids := make([]context.Context, n)
 		cancels := make([]context.CancelFunc, n)
-		var timed time.Duration
-		for it := 0; it < iters; it++ {
+		return oneShotLoop(iters, n, "ns_per_child", func(bool) (time.Duration, error) {
 			root, cancelRoot := context.WithCancel(context.Background())
 			t0 := time.Now()
 			for i := 0; i < n; i++ {
 				kids[i], cancels[i] = context.WithCancel(root)
 			}
-			timed += time.Since(t0)
+			timed := time.Since(t0)
 			cancelRoot()
 			for i := range kids {
 				if kids[i].Err() != context.Canceled {
-					return fail("child %d not cancelled with its root", i)
+					return 0, fmt.Errorf("child %d not cancelled with its root", i)
 				}
 				kids[i], cancels[i] = nil, nil
 			}
-			release(n)
-		}
-		return ok(map[string]float64{"ns_per_child": ns(timed) / float64(iters*n)}, timed)
+			return timed, nil
+		})
 	}
 }
 
@@ -139,24 +213,104 @@ func fanoutCancel(n int) func(int) result {
 	return func(iters int) result {
 		kids := make([]context.Context, n)
 		cancels := make([]context.CancelFunc, n)
-		var timed time.Duration
-		for it := 0; it < iters; it++ {
+		return oneShotLoop(iters, n, "ns_per_child", func(bool) (time.Duration, error) {
 			root, cancelRoot := context.WithCancel(context.Background())
 			for i := 0; i < n; i++ {
 				kids[i], cancels[i] = context.WithCancel(root)
 			}
 			t0 := time.Now()
 			cancelRoot()
-			timed += time.Since(t0)
+			timed := time.Since(t0)
 			for i := range kids {
 				if kids[i].Err() != context.Canceled {
-					return fail("child %d not done after the root's cancel returned", i)
+					return 0, fmt.Errorf("child %d not done after the root's cancel returned", i)
 				}
 				kids[i], cancels[i] = nil, nil
 			}
-			release(n)
+			return timed, nil
+		})
+	}
+}
+
+// fanoutCancelCallbacks: the pre-1.21 idiom for a callback on cancellation, one goroutine per
+// child blocked on <-Done(). Timed: from the root's cancel call until every goroutine has bumped
+// the counter. Before the timed region every goroutine has started (it may not yet be blocked).
+// Each repetition runs in a child process (-callbacks-child): the runtime never frees a dead
+// goroutine's descriptor, and every later collection of the process would walk up to 1e6 of them
+// (a 100x slower GC in the rows that follow).
+func fanoutCancelCallbacks(n int) func(int) result {
+	return func(iters int) result {
+		out, err := exec.Command(os.Args[0], "-callbacks-child",
+			strconv.Itoa(n)+","+strconv.Itoa(iters)).Output()
+		if err != nil {
+			return fail("callbacks child: %v", err)
 		}
-		return ok(map[string]float64{"ns_per_child": ns(timed) / float64(iters*n)}, timed)
+		var r struct {
+			Metrics map[string]float64
+			TimedNs int64
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
+			return fail("callbacks child printed %q", out)
+		}
+		return ok(r.Metrics, time.Duration(r.TimedNs))
+	}
+}
+
+// callbacksChild runs `iters` iterations of fanout_cancel_callbacks at n = `n` and prints the
+// result as JSON (an error to stderr).
+func callbacksChild(arg string) error {
+	var n, iters int
+	if _, err := fmt.Sscanf(arg, "%d,%d", &n, &iters); err != nil {
+		return fmt.Errorf("-callbacks-child %q: %v", arg, err)
+	}
+	r := fanoutCancelCallbacksHere(n)(iters)
+	if r.err != nil {
+		return r.err
+	}
+	data, err := json.Marshal(map[string]any{"Metrics": r.metrics, "TimedNs": r.timed.Nanoseconds()})
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(data))
+	return nil
+}
+
+func fanoutCancelCallbacksHere(n int) func(int) result {
+	return func(iters int) result {
+		kids := make([]context.Context, n)
+		cancels := make([]context.CancelFunc, n)
+		return oneShotLoop(iters, n, "ns_per_child", func(bool) (time.Duration, error) {
+			root, cancelRoot := context.WithCancel(context.Background())
+			var fired atomic.Int64
+			var started, finished sync.WaitGroup
+			started.Add(n)
+			finished.Add(n)
+			for i := 0; i < n; i++ {
+				kids[i], cancels[i] = context.WithCancel(root)
+				done := kids[i].Done()
+				go func() {
+					started.Done()
+					<-done
+					fired.Add(1)
+					finished.Done()
+				}()
+			}
+			started.Wait()
+			t0 := time.Now()
+			cancelRoot()
+			finished.Wait()
+			timed := time.Since(t0)
+			if got := fired.Load(); got != int64(n) {
+				return 0, fmt.Errorf("%d callbacks ran, want %d", got, n)
+			}
+			for i := range kids {
+				if kids[i].Err() != context.Canceled {
+					return 0, fmt.Errorf("child %d not done after the root's cancel returned", i)
+				}
+				kids[i], cancels[i] = nil, nil
+			}
+			return timed, nil
+		})
 	}
 }
 
@@ -179,8 +333,7 @@ func treeCancel(s shape) func(int) result {
 	return func(iters int) result {
 		nodes := make([]context.Context, 0, total)
 		cancels := make([]context.CancelFunc, 0, total)
-		var timed time.Duration
-		for it := 0; it < iters; it++ {
+		return oneShotLoop(iters, total, "ns_per_node", func(bool) (time.Duration, error) {
 			root, cancelRoot := context.WithCancel(context.Background())
 			add := func(parent context.Context) {
 				c, f := context.WithCancel(parent)
@@ -196,16 +349,16 @@ func treeCancel(s shape) func(int) result {
 			}
 			t0 := time.Now()
 			cancelRoot()
-			timed += time.Since(t0)
+			timed := time.Since(t0)
 			for i := range nodes {
 				if nodes[i].Err() != context.Canceled {
-					return fail("node %d not done after the root's cancel returned", i)
+					return 0, fmt.Errorf("node %d not done after the root's cancel returned", i)
 				}
+				nodes[i], cancels[i] = nil, nil
 			}
 			nodes, cancels = nodes[:0], cancels[:0]
-			release(total)
-		}
-		return ok(map[string]float64{"ns_per_node": ns(timed) / float64(iters*total)}, timed)
+			return timed, nil
+		})
 	}
 }
 
@@ -213,8 +366,7 @@ func chainCancel(depth int) func(int) result {
 	return func(iters int) result {
 		chain := make([]context.Context, depth)
 		cancels := make([]context.CancelFunc, depth)
-		var timed time.Duration
-		for it := 0; it < iters; it++ {
+		return oneShotLoop(iters, depth, "ns_per_node", func(bool) (time.Duration, error) {
 			root, cancelRoot := context.WithCancel(context.Background())
 			parent := root
 			for i := 0; i < depth; i++ {
@@ -223,16 +375,15 @@ func chainCancel(depth int) func(int) result {
 			}
 			t0 := time.Now()
 			cancelRoot()
-			timed += time.Since(t0)
+			timed := time.Since(t0)
 			for i := range chain {
 				if chain[i].Err() != context.Canceled {
-					return fail("chain node %d not done after the root's cancel returned", i)
+					return 0, fmt.Errorf("chain node %d not done after the root's cancel returned", i)
 				}
 				chain[i], cancels[i] = nil, nil
 			}
-			release(depth)
-		}
-		return ok(map[string]float64{"ns_per_node": ns(timed) / float64(iters*depth)}, timed)
+			return timed, nil
+		})
 	}
 }
 
@@ -314,11 +465,13 @@ func valueCreate(depth int) func(int) result {
 	leaf := distinctChain(depth)
 	var key any = layerKey(-1)
 	return func(iters int) result {
+		var last context.Context
 		t0 := time.Now()
 		for i := 0; i < iters; i++ {
-			sink = context.WithValue(leaf, key, uint64(i))
+			last = context.WithValue(leaf, key, uint64(i))
 		}
 		timed := time.Since(t0)
+		sink = last
 		c := context.WithValue(leaf, key, uint64(7))
 		if c.Value(key) != any(uint64(7)) || c.Value(layerKey(0)) != any(uint64(0)) {
 			return fail("a new value layer does not see the right bindings")
@@ -347,14 +500,15 @@ func churn(threads int, timeout bool) func(int) result {
 			parent, cancelParent := context.WithCancel(context.Background())
 			defer cancelParent()
 			start := make(chan struct{})
+			sinks := make([]paddedSink, threads)
 			var wg sync.WaitGroup
 			wg.Add(threads)
 			for t := 0; t < threads; t++ {
-				go func() {
+				go func(t int) {
 					defer wg.Done()
 					<-start
+					var c context.Context
 					for i := 0; i < iters; i++ {
-						var c context.Context
 						var cancel context.CancelFunc
 						if timeout {
 							c, cancel = context.WithTimeout(parent, time.Hour)
@@ -362,9 +516,9 @@ func churn(threads int, timeout bool) func(int) result {
 							c, cancel = context.WithCancel(parent)
 						}
 						cancel()
-						sink = c
 					}
-				}()
+					sinks[t].v = c
+				}(t)
 			}
 			t0 := time.Now()
 			close(start)
@@ -418,13 +572,10 @@ func lookupUnderChurn() func(int) result {
 	const depth = 100
 	root, cancelRoot := context.WithCancel(context.Background())
 	leaf := context.Context(root)
-	var churned context.Context
 	for i := 0; i < depth; i++ {
 		leaf = context.WithValue(leaf, layerKey(i), uint64(i))
-		if i+1 == depth/2 {
-			churned = leaf
-		}
 	}
+	churned := leaf // children of the looked-up context itself
 	var key any = layerKey(0)
 	return func(iters int) result {
 		return withProcs(2, func() result {
@@ -432,14 +583,17 @@ func lookupUnderChurn() func(int) result {
 			var ops atomic.Int64
 			var wg sync.WaitGroup
 			wg.Add(1)
+			sinks := make([]paddedSink, 1)
 			go func() {
 				defer wg.Done()
+				var c context.Context
 				for !stop.Load() {
-					c, cancel := context.WithCancel(churned)
+					var cancel context.CancelFunc
+					c, cancel = context.WithCancel(churned)
 					cancel()
-					sink = c
 					ops.Add(1)
 				}
+				sinks[0].v = c
 			}()
 			for ops.Load() == 0 {
 				runtime.Gosched()
@@ -517,7 +671,86 @@ func wakeLatency(waiters int) func(int) result {
 }
 
 // ---------------------------------------------------------------------------------------------
-// timer_fire
+// request
+
+type requestIDKey struct{}
+
+const requestSubCalls = 3
+
+// request: one op = the context work of one RPC: req = WithTimeout(server, 1 s), r =
+// WithValue(req, requestIDKey{}, id), then 3 sub-calls, each WithTimeout(r, 100 ms) + one
+// Value(requestIDKey{}) + one Err() (Go's non-blocking "is it done"), then every cancel
+// (sub-calls last-made first, then req). `server` is one cancellable context shared by every
+// goroutine. Checked: every lookup found its own id, no sub-call was done before its deadline,
+// the server is not done.
+func request(threads int) func(int) result {
+	return func(iters int) result {
+		return withProcs(threads, func() result {
+			server, cancelServer := context.WithCancel(context.Background())
+			defer cancelServer()
+			start := make(chan struct{})
+			type counts struct {
+				found, early int
+				_            [48]byte
+			}
+			per := make([]counts, threads)
+			var wg sync.WaitGroup
+			wg.Add(threads)
+			for t := 0; t < threads; t++ {
+				go func(t int) {
+					defer wg.Done()
+					<-start
+					id := uint64(t) << 40
+					found, early := 0, 0
+					var subs [requestSubCalls]context.CancelFunc
+					for i := 0; i < iters; i++ {
+						id++
+						req, cancelReq := context.WithTimeout(server, time.Second)
+						r := context.WithValue(req, requestIDKey{}, id)
+						for k := range subs {
+							var sub context.Context
+							sub, subs[k] = context.WithTimeout(r, 100*time.Millisecond)
+							if v, ok := sub.Value(requestIDKey{}).(uint64); ok && v == id {
+								found++
+							}
+							if err := sub.Err(); err != nil {
+								// Only past its deadline (a goroutine preempted for 100 ms).
+								if d, _ := sub.Deadline(); err != context.DeadlineExceeded ||
+									time.Now().Before(d) {
+									early++
+								}
+							}
+						}
+						for k := len(subs) - 1; k >= 0; k-- {
+							subs[k]()
+						}
+						cancelReq()
+					}
+					per[t].found, per[t].early = found, early
+				}(t)
+			}
+			t0 := time.Now()
+			close(start)
+			wg.Wait()
+			timed := time.Since(t0)
+			for t := range per {
+				if per[t].found != requestSubCalls*iters || per[t].early != 0 {
+					return fail("request: goroutine %d found the id %d times of %d, %d done "+
+						"before their deadline", t, per[t].found, requestSubCalls*iters, per[t].early)
+				}
+			}
+			if server.Err() != nil {
+				return fail("the server context is done")
+			}
+			ops := float64(iters * threads)
+			return ok(map[string]float64{"ns_per_op": ns(timed) / ops,
+				"ops_per_sec": ops / timed.Seconds()}, timed)
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// timer_fire_observed
 
 // timerObservers goroutines watch the fires: observer k waits, in deadline order, on every
 // timerObservers-th context's Done() and reads the clock when it is closed. (A goroutine per
@@ -645,13 +878,26 @@ func memory(kind string) func(int) result {
 			}
 			bytes += v
 		}
-		return ok(map[string]float64{"bytes_per_node": bytes / float64(iters)}, time.Millisecond)
+		perNode := bytes / float64(iters)
+		return ok(map[string]float64{"bytes_per_node": perNode, "chunk_bytes_per_node": perNode},
+			time.Millisecond)
 	}
 }
 
-// memoryChild prints the live-heap growth per context of 1e6 contexts of one kind.
+// memoryChild prints the live-heap growth per context of 1e6 contexts of one kind (value_chain:
+// per layer of one chain of 1e4 WithValue layers, each under its own key, keys boxed before).
 func memoryChild(kind string) error {
-	const n = 1_000_000
+	n := 1_000_000
+	if kind == "value_chain" {
+		n = 10_000
+	}
+	keys := make([]any, 0, n)
+	if kind == "value_chain" {
+		for i := 0; i < n; i++ {
+			keys = append(keys, layerKey(i))
+		}
+	}
+	leaf := context.Background()
 	// No collection while creating (only explicit ones): faster, and HeapAlloc is read after a
 	// full collection either way.
 	debug.SetGCPercent(-1)
@@ -671,6 +917,8 @@ func memoryChild(kind string) error {
 			ctxs[i] = context.WithValue(context.Background(), memKey{}, uint64(i))
 		case "deadline":
 			ctxs[i], cancels[i] = context.WithTimeout(root, time.Hour)
+		case "value_chain":
+			leaf = context.WithValue(leaf, keys[i], uint64(i))
 		default:
 			return fmt.Errorf("unknown memory kind %q", kind)
 		}
@@ -680,10 +928,14 @@ func memoryChild(kind string) error {
 	after := ms.HeapAlloc
 	runtime.KeepAlive(ctxs)
 	runtime.KeepAlive(cancels)
+	runtime.KeepAlive(keys)
+	if kind == "value_chain" && leaf.Value(keys[0]) != any(uint64(0)) {
+		return fmt.Errorf("value_chain: the leaf does not see the first layer")
+	}
 	if after <= before {
 		return fmt.Errorf("heap did not grow while holding %d contexts (%d -> %d)", n, before, after)
 	}
-	fmt.Println(float64(after-before) / n)
+	fmt.Println(float64(after-before) / float64(n))
 	return nil
 }
 
@@ -694,6 +946,7 @@ var units = map[string]string{
 	"ns_per_child": "ns", "ns_per_node": "ns", "ns_per_op": "ns", "ops_per_sec": "ops/s",
 	"p50_us": "us", "p99_us": "us", "create_ns": "ns", "p50_lateness_us": "us",
 	"p99_lateness_us": "us", "max_lateness_us": "us", "bytes_per_node": "bytes",
+	"chunk_bytes_per_node": "bytes", "ns_per_child_aged": "ns", "ns_per_node_aged": "ns",
 }
 
 func allBenches(seed int64) []*bench {
@@ -701,15 +954,17 @@ func allBenches(seed int64) []*bench {
 	itoa := strconv.Itoa
 	oneshot := func(w, p string, v int, u int, m string, run func(int) result) {
 		bs = append(bs, &bench{workload: w, param: p, value: itoa(v), threads: 1, kind: oneShot,
-			units: u, metrics: []string{m}, run: run})
+			units: u, metrics: []string{m, m + "_aged"}, run: run})
 	}
 	for _, n := range []int{100, 1_000, 10_000, 100_000, 1_000_000} {
 		oneshot("fanout_create", "n", n, n, "ns_per_child", fanoutCreate(n))
 		oneshot("fanout_cancel", "n", n, n, "ns_per_child", fanoutCancel(n))
+		oneshot("fanout_cancel_callbacks", "n", n, n, "ns_per_child", fanoutCancelCallbacks(n))
 	}
 	for _, s := range []shape{{"b10d5", 10, 5}, {"b2d16", 2, 16}, {"b1000d2", 1000, 2}} {
 		bs = append(bs, &bench{workload: "tree_cancel", param: "shape", value: s.name, threads: 1,
-			kind: oneShot, units: s.nodes(), metrics: []string{"ns_per_node"}, run: treeCancel(s)})
+			kind: oneShot, units: s.nodes(), metrics: []string{"ns_per_node", "ns_per_node_aged"},
+			run: treeCancel(s)})
 	}
 	for _, d := range []int{10, 100, 1_000, 10_000, 100_000, 1_000_000} {
 		oneshot("chain_cancel", "depth", d, d, "ns_per_node", chainCancel(d))
@@ -753,6 +1008,9 @@ func allBenches(seed int64) []*bench {
 			lazy(func() func(int) result { return donePoll(d) }))
 	}
 	looped("lookup_under_churn", "threads", 2, 2, nsPerOp, lazy(lookupUnderChurn))
+	for _, t := range []int{1, 2, 4} {
+		looped("request", "threads", t, t, []string{"ns_per_op", "ops_per_sec"}, request(t))
+	}
 	for _, w := range []struct{ waiters, events int }{{1, 200}, {16, 100}, {256, 25}} {
 		bs = append(bs, &bench{workload: "wake_latency", param: "waiters", value: itoa(w.waiters),
 			threads: w.waiters + 1, kind: fixed, iters: w.events,
@@ -760,15 +1018,16 @@ func allBenches(seed int64) []*bench {
 			run:          wakeLatency(w.waiters)})
 	}
 	for _, n := range []int{1_000, 10_000, 100_000} {
-		bs = append(bs, &bench{workload: "timer_fire", param: "n", value: itoa(n), threads: 1,
+		bs = append(bs, &bench{workload: "timer_fire_observed", param: "n", value: itoa(n), threads: 1,
 			kind: fixed, iters: 1, metrics: []string{"create_ns"},
 			eventMetrics: []eventMetric{{"p50_lateness_us", 0.50}, {"p99_lateness_us", 0.99},
 				{"max_lateness_us", 1.0}},
 			run: timerFire(n, seed)})
 	}
-	for _, k := range []string{"cancel", "value", "deadline"} {
+	for _, k := range []string{"cancel", "value", "deadline", "value_chain"} {
 		bs = append(bs, &bench{workload: "memory", param: "kind", value: k, threads: 1,
-			kind: fixed, iters: 1, metrics: []string{"bytes_per_node"}, run: memory(k)})
+			kind: fixed, iters: 1, metrics: []string{"bytes_per_node", "chunk_bytes_per_node"},
+			run: memory(k)})
 	}
 	return bs
 }
@@ -863,7 +1122,15 @@ func main() {
 	orderSeed := flag.Int64("order-seed", 0, "seed of the interleaving order alone (default: -seed)")
 	eventsPath := flag.String("events", "", "append every latency event here, one line per repetition")
 	memChild := flag.String("memory-child", "", "internal: measure one memory kind and exit")
+	cbChild := flag.String("callbacks-child", "", "internal: run fanout_cancel_callbacks N,ITERS and exit")
 	flag.Parse()
+	if *cbChild != "" {
+		if err := callbacksChild(*cbChild); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *memChild != "" {
 		if err := memoryChild(*memChild); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -913,6 +1180,8 @@ func main() {
 	}
 	rng := rand.New(rand.NewSource(*orderSeed))
 	failed := false
+	// A line to stderr at most every 5 s, so a watcher of a long run sees it advance.
+	started, lastProgress := time.Now(), time.Time{}
 	for rep := 0; rep < *reps; rep++ {
 		order := rng.Perm(len(records))
 		for _, i := range order {
@@ -924,6 +1193,11 @@ func main() {
 				failed = true
 			}
 			records[i].reps = append(records[i].reps, r)
+			if time.Since(lastProgress) >= 5*time.Second {
+				lastProgress = time.Now()
+				fmt.Fprintf(os.Stderr, "progress: %.0f s, round %d of %d, last %s\n",
+					time.Since(started).Seconds(), rep+1, *reps, records[i].b.name())
+			}
 		}
 	}
 	for _, rec := range records {

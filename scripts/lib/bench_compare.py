@@ -217,13 +217,13 @@ Notes on reading these numbers:
   together lie together) and the aged heap (a fixed aging pattern scatters free holes first)
   side by side, each compared with the baseline's row of the same kind.
 {settle}
-- Peers: `tbb` (oneTBB task_group_context) runs fanout_create, fanout_cancel, tree_cancel, churn
-  and done_poll; its children are bound by running an empty task in them from a task of the
-  parent (bench/bm_tbb.cc). `go` is Go's own context (Go 1.19): no fanout_cancel_callbacks row
-  (no AfterFunc before Go 1.21) and no chain_destroy row (no deterministic destruction); its
-  timer_fire lateness is observed from goroutines blocked on Done() (Go's AfterFunc also runs f
-  on a new goroutine) and its memory is live-heap growth (bench/go/main.go); LD_PRELOAD does not
-  reach it (no cgo).
+- Peers: `tbb` (oneTBB task_group_context) runs fanout_create, fanout_cancel, tree_cancel,
+  chain_cancel (depth ≤ 1e4), churn, done_poll and memory (kind cancel); its children are bound
+  by running an empty task in them from a task of the parent (bench/bm_tbb.cc). `go` is Go's own
+  context (Go 1.19): fanout_cancel_callbacks with a goroutine per callback blocked on Done() (the
+  pre-1.21 idiom), no chain_destroy row (no deterministic destruction), no timer_fire row but
+  timer_fire_observed (as the C++ row of that name, fires seen from waiters blocked on done), and
+  its memory is live-heap growth (bench/go/main.go); LD_PRELOAD does not reach it (no cgo).
 """
 
 

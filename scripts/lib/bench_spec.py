@@ -16,6 +16,7 @@ UNITS = {
     "ns_per_child": "ns", "ns_per_node": "ns", "ns_per_op": "ns", "ops_per_sec": "ops/s",
     "p50_us": "us", "p99_us": "us", "create_ns": "ns", "p50_lateness_us": "us",
     "p99_lateness_us": "us", "max_lateness_us": "us", "bytes_per_node": "bytes",
+    "chunk_bytes_per_node": "bytes", "ns_per_child_aged": "ns", "ns_per_node_aged": "ns",
 }
 
 # Metrics where more is better (every other metric is a cost).
@@ -37,6 +38,12 @@ class Workload:
     metrics: tuple
     timed: str  # what is timed, for the report
     peers: frozenset = field(default_factory=frozenset)
+    # (peer, values) for a peer that runs only some of the parameter values
+    peer_values: tuple = ()
+
+    def values_for(self, impl):
+        """The parameter values `impl` runs (a tree: all of them)."""
+        return dict(self.peer_values).get(impl, self.values)
 
     def threads(self, value):
         """The threads column of a row of this workload at parameter `value`."""
@@ -62,18 +69,24 @@ _TBB = frozenset({"tbb"})
 _GO = frozenset({"go"})
 _BOTH = _TBB | _GO
 
+# One-shot workloads: every row on the settled and on the aged heap (metric suffix _aged).
+_CHILD = ("ns_per_child", "ns_per_child_aged")
+_NODE = ("ns_per_node", "ns_per_node_aged")
+
 WORKLOADS = (
-    Workload("fanout_create", "n", _FANOUT, ("ns_per_child",),
+    Workload("fanout_create", "n", _FANOUT, _CHILD,
              "creating n direct with_cancel children of one cancellable root", _BOTH),
-    Workload("fanout_cancel", "n", _FANOUT, ("ns_per_child",),
+    Workload("fanout_cancel", "n", _FANOUT, _CHILD,
              "the root's cancel call with n direct children", _BOTH),
-    Workload("fanout_cancel_callbacks", "n", _FANOUT, ("ns_per_child",),
-             "as fanout_cancel, each child with one after_func bumping a counter"),
-    Workload("tree_cancel", "shape", ("b10d5", "b2d16", "b1000d2"), ("ns_per_node",),
+    Workload("fanout_cancel_callbacks", "n", _FANOUT, _CHILD,
+             "as fanout_cancel, each child with one after_func bumping a counter (go: a "
+             "goroutine per child blocked on Done(), the pre-1.21 idiom)", _GO),
+    Workload("tree_cancel", "shape", ("b10d5", "b2d16", "b1000d2"), _NODE,
              "cancel of the root of a full tree (branching b, depth d)", _BOTH),
-    Workload("chain_cancel", "depth", _CHAIN, ("ns_per_node",),
-             "cancel of the root of a chain of nested with_cancel", _GO),
-    Workload("chain_destroy", "depth", _CHAIN, ("ns_per_node",),
+    Workload("chain_cancel", "depth", _CHAIN, _NODE,
+             "cancel of the root of a chain of nested with_cancel", _BOTH,
+             (("tbb", _ints(10, 100, 1000, 10000)),)),
+    Workload("chain_destroy", "depth", _CHAIN, _NODE,
              "dropping every handle of a (cancelled) chain, root first, + one reclaim()"),
     Workload("value_lookup_far", "depth", _VALUE, ("ns_per_op",),
              "value(k) from the leaf, k bound at the layer nearest the root", _GO),
@@ -95,11 +108,20 @@ WORKLOADS = (
              "from the cancel call to the last waiter blocked in done().wait() running", _GO),
     Workload("timer_fire", "n", _ints(1000, 10000, 100000),
              ("create_ns", "p50_lateness_us", "p99_lateness_us", "max_lateness_us"),
-             "n deadlines uniform in [1, 100] ms: creation, and lateness of each fire", _GO),
-    Workload("memory", "kind", ("cancel", "value", "deadline"), ("bytes_per_node",),
-             "heap bytes per node, 1e6 nodes, counting allocator", _GO),
+             "n deadlines uniform in [1, 100] ms: creation, and lateness of each fire"),
+    Workload("timer_fire_observed", "n", _ints(1000, 10000, 100000),
+             ("create_ns", "p50_lateness_us", "p99_lateness_us", "max_lateness_us"),
+             "as timer_fire, each fire seen by 16 threads (go: goroutines) blocked on done", _GO),
+    Workload("memory", "kind", ("cancel", "value", "deadline", "value_chain"),
+             ("bytes_per_node", "chunk_bytes_per_node"),
+             "heap bytes per node (1e6 nodes; value_chain: per layer of a 1e4 chain), requested "
+             "and held by the allocator, each repetition in a fresh process", _BOTH,
+             (("tbb", ("cancel",)),)),
     Workload("lookup_under_churn", "threads", _ints(2), ("ns_per_op",),
-             "value lookups at depth 100 while another thread churns an ancestor", _GO),
+             "value lookups at depth 100 while another thread churns children of the leaf", _GO),
+    Workload("request", "threads", _ints(1, 2, 4), ("ns_per_op", "ops_per_sec"),
+             "one RPC's context work: timeout, value, 3 timeout sub-calls with a lookup and a "
+             "poll, every cancel; one shared server context", _GO),
 )
 
 BY_ID = {w.id: w for w in WORKLOADS}
