@@ -8,14 +8,15 @@
 #include <new>
 
 #include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch/ebr.hpp"
 
 namespace ctxtree::epoch {
 namespace {
 
-// A bucket word: the 16-bit epoch tag in the top bits, the chain head (a user-space pointer,
-// below 2^48 on x86-64 and AArch64 Linux) in the rest.
-constexpr int kTagShift = 48;
+// A bucket word: the 16-bit epoch tag in the top bits, the chain head in the rest (a retired
+// object's address must fit in 48 bits: checked by retire, see ctxtree/detail/pointer_packing.hpp).
+constexpr int kTagShift = kAddressBits;
 constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << kTagShift) - 1;
 
 std::uint64_t tag_of(std::uint64_t epoch) noexcept { return epoch & 0xffff; }
@@ -259,6 +260,7 @@ bool pinned() noexcept {
 }
 
 void retire(Retired* obj, unsigned kind) noexcept {
+  (void)detail::checked_address<kTagShift>(obj, "ctxtree::epoch::retire (bucket word)");
   Borrow b;
   Record* r = b.r;
   // seq_cst: this read follows the unlink in S (see ebr.hpp).

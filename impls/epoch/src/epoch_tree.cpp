@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch/ebr.hpp"
 #include "epoch_internal.hpp"
 
@@ -447,6 +448,9 @@ EpochTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) 
 EpochTree::CancelNode* EpochTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
   CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
                                       : new CancelNode(kind, parent, deadline);
+  // Packed in a parent's word below the flags, and retired through a 48-bit bucket word.
+  static_assert(epoch::kAddressBits <= kErrShift);
+  (void)detail::checked_address<epoch::kAddressBits>(c, "EpochTree node");
   detail::retain(parent);
   if (CancelNode* x = parent->anchor) link_child(x, c);
   return c;

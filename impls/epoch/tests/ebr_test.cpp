@@ -163,6 +163,14 @@ TEST_F(EbrTest, ConcurrentRetireAndGuardsFreeEverything) {
   EXPECT_EQ(garbage(), 0u);
 }
 
+TEST_F(EbrTest, RetireStopsWithAClearMessageOnAnAddressWiderThanTheBucketWord) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  static const unsigned kind = epoch::register_deleter(&delete_object);
+  // Bit 48 set, as under 5-level paging: the tag would overwrite it.
+  auto* wide = reinterpret_cast<epoch::Retired*>(std::uintptr_t{0x1'0000'0000'1000});
+  EXPECT_DEATH(epoch::retire(wide, kind), "address 0x1000000001000 does not fit in 48 bits");
+}
+
 // ---- a collector held inside a deleter while the epoch moves on -------------------------------
 
 // True once `done` holds; false after 10 s (a bounded wait: a broken protocol fails, not hangs).

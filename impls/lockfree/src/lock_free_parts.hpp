@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/errc.hpp"
 #include "ctxtree/lock_free_tree.hpp"
 
@@ -15,16 +16,17 @@ namespace ctxtree {
 
 namespace lockfree {
 
-// ---- a pointer with a small integer in bits 48-63 (user-space pointers stay below 2^48)
+// ---- a pointer with a small integer in bits 48-63: the pointer must fit in 48 bits, checked
+// where it is packed (Word*) or allocated (CancelNode*, kept in Extras::gate); see
+// ctxtree/detail/pointer_packing.hpp
 inline constexpr int kPackShift = 48;
 inline constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << kPackShift) - 1;
 static_assert(sizeof(void*) == 8, "LockFreeTree packs integers into the top bits of pointers");
 
 template <class T>
 std::uintptr_t pack(T* p, unsigned small) noexcept {
-  const auto bits = reinterpret_cast<std::uintptr_t>(p);
-  assert((bits & ~kPtrMask) == 0);
-  return bits | (std::uintptr_t{small} << kPackShift);
+  return detail::checked_address<kPackShift>(p, "LockFreeTree slot word") |
+         (std::uintptr_t{small} << kPackShift);
 }
 template <class T>
 T* unpack(std::uintptr_t v) noexcept {

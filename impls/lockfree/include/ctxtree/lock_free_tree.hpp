@@ -57,7 +57,9 @@
 // The one wait: a DoneCallback destroyed while another thread has taken its callback for running
 // (removal lost the slot CAS) waits for that thread to release it — std::stop_callback's rule.
 //
-// Platform: pointers are packed with a small integer in bits 48-63 (x86-64, AArch64 user space).
+// Platform: pointers are packed with a small integer in bits 48-63 (x86-64, AArch64 user space);
+// an address that does not fit in 48 bits stops the process with a clear message where it is
+// allocated or packed (ctxtree/detail/pointer_packing.hpp), rather than corrupting memory.
 #pragma once
 
 #include <atomic>

@@ -75,6 +75,10 @@ unsigned register_deleter(Deleter d) noexcept;
 
 inline constexpr unsigned kCollectEvery = 64;
 
+// A retired object's address must fit in this many bits (it shares a word with an epoch tag);
+// retire() checks it (ctxtree/detail/pointer_packing.hpp).
+inline constexpr int kAddressBits = 48;
+
 // Pins the calling thread for its lifetime (see the contract above).
 class Guard {
  public:
