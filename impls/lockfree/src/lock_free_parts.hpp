@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <system_error>
 
+#include "ctxtree/detail/cause_table.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/errc.hpp"
@@ -68,10 +69,16 @@ inline void hook([[maybe_unused]] detail::HookPoint point) noexcept {
 #endif
 }
 
-// ---- the cause packed beside the error in `state`: category index (16 bits, a process-wide
-// table filled without locks, at most 65535 categories) and value (32 bits)
-std::uint64_t encode_result(errc err, std::error_code cause) noexcept;
-std::error_code decode_cause(std::uint64_t state) noexcept;
+// ---- the cause packed beside the error in `state` (42 bits, ctxtree/detail/cause_table.hpp),
+// so that error and cause are published by one CAS: a completion is never half-visible
+inline std::uint64_t encode_result(errc err, std::error_code cause) noexcept {
+  return static_cast<std::uint64_t>(err) | detail::encode_cause(cause) << LockFreeTree::kCauseShift;
+}
+// `state` acquired by the caller (see cause_table.hpp).
+inline std::error_code decode_cause(std::uint64_t state) noexcept {
+  if ((state & LockFreeTree::kErrMask) == 0) return {};
+  return detail::decode_cause(state >> LockFreeTree::kCauseShift & detail::kCauseMask);
+}
 
 struct Reservation {
   LockFreeTree::Word* word = nullptr;  // null: the node is done
