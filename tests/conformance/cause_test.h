@@ -296,8 +296,8 @@ inline const std::error_category& NumberedCategoryAt(std::size_t i) {
   return *(*categories)[i];
 }
 
-// More distinct categories than any fixed table of the trees has held (1023, 65535): each cause
-// still reads back as given, the same category object and value.
+// More distinct categories than a 16-bit index can name: each cause still reads back as given,
+// the same category object and value.
 TYPED_TEST_P(CauseTest, CausesOfMoreCategoriesThanAnyTableHoldsAreReportedExactly) {
   constexpr std::size_t kCategories = 66'000;
   for (std::size_t i = 0; i < kCategories; ++i) {

@@ -51,7 +51,8 @@ TEST(CauseTable, CausesOfCommonCategoriesReadBackExactly) {
   expect_round_trip({INT32_MAX, std::generic_category()});
 }
 
-// Past the old limits of both trees (1023 and 65535 categories): nothing degrades, nothing stops.
+// More categories than the table holds, and than a 16-bit index can name: nothing degrades,
+// nothing stops.
 TEST(CauseTable, CausesOfMoreCategoriesThanTheTableHoldsReadBackExactly) {
   std::vector<std::error_code> codes;
   for (int i = 0; i < 66'000; ++i) codes.emplace_back(i - 33'000, fresh_category());
