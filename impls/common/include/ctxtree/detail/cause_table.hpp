@@ -1,7 +1,7 @@
 // ctxtree/detail/cause_table.hpp — a cancel cause (std::error_code) in 42 bits, for trees that
 // publish a node's error and cause in one atomic word (LockFreeTree, EpochTree).
 //
-//   encode_cause(code) → bits    nonzero, below 2^kCauseBits; never fails (see MEMORY)
+//   encode_cause(code) → bits    nonzero, below 2^kCauseBits (stops only on exhausted memory)
 //   decode_cause(bits) → code    exactly the code encoded: the same category object, the same value
 //
 // A std::error_code is a value (32 bits) and a category address. The address is replaced by a
@@ -11,7 +11,7 @@
 // category finds no room in the table is boxed instead: an immutable {category, value} record,
 // interned in a lock-free hash set (push-only bucket lists) and kept for the process's life, so
 // equal causes share one box. Either way every cause reads back exactly as given, for any number
-// of categories: there is no limit at which a cause changes meaning or the process stops.
+// of categories: no count of categories makes a cause change meaning or stops the process.
 //
 // Encoding: bit 41 clear: the table index (bits 32-40, 1..511) and the value (bits 0-31);
 // bit 41 set: the box's address / 128 (bits 0-40; boxes are 128-byte aligned and their
