@@ -6,6 +6,13 @@
 // cancellation wins both err and cause.
 #pragma once
 
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
 #include "test_util.h"
 
 namespace ctxtree_test {
@@ -273,6 +280,37 @@ TYPED_TEST_P(CauseTest, CauseOfCancelledParentSurvivesRacingChildCreation) {
   }
 }
 
+// An error category per index, made once per process and kept for its life (causes may be read
+// until exit).
+class NumberedCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "numbered"; }
+  std::string message(int) const override { return "numbered"; }
+};
+
+inline const std::error_category& NumberedCategoryAt(std::size_t i) {
+  static auto* categories = new std::vector<std::unique_ptr<NumberedCategory>>();
+  static std::mutex m;
+  std::lock_guard lock(m);
+  while (categories->size() <= i) categories->push_back(std::make_unique<NumberedCategory>());
+  return *(*categories)[i];
+}
+
+// More distinct categories than a 16-bit index can name: each cause still reads back as given,
+// the same category object and value.
+TYPED_TEST_P(CauseTest, CausesOfMoreCategoriesThanAnyTableHoldsAreReportedExactly) {
+  constexpr std::size_t kCategories = 66'000;
+  for (std::size_t i = 0; i < kCategories; ++i) {
+    const std::error_code given(-1 - static_cast<int>(i), NumberedCategoryAt(i));  // nonzero
+    auto [c, cancel] = ctxtree::with_cancel_cause(ctxtree::background<TypeParam>());
+    cancel(given);
+    const std::error_code got = ctxtree::cause(c);
+    ASSERT_EQ(&got.category(), &given.category()) << "category " << i;
+    ASSERT_EQ(got.value(), given.value()) << "category " << i;
+    ASSERT_EQ(c.err(), Canceled());
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     CauseTest, BackgroundHasNoErrAndNoCause, TodoHasNoErrAndNoCause, CancelGivesCanceledCause,
     CancelCauseGivesThatCause, EmptyCauseMeansCanceled, CauseParentFirstGivesCauseChildParentsCause,
@@ -286,6 +324,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     CauseIsEmptyWhileNotDone, ChildOfCancelledParentInheritsCause, CauseReachesEveryDescendant,
     DeadlineCauseIsReportedWhenDeadlineFires, PastDeadlineCauseIsReportedAtOnce,
     DeadlineCauseReachesChildrenWhenItFires, DeadlineCauseOfEarlierParentReachesCancelChild,
-    FirstNonEmptyCauseIsTheGivenOne, CauseOfCancelledParentSurvivesRacingChildCreation);
+    FirstNonEmptyCauseIsTheGivenOne, CauseOfCancelledParentSurvivesRacingChildCreation,
+    CausesOfMoreCategoriesThanAnyTableHoldsAreReportedExactly);
 
 }  // namespace ctxtree_test

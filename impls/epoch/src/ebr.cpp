@@ -8,14 +8,15 @@
 #include <new>
 
 #include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch/ebr.hpp"
 
 namespace ctxtree::epoch {
 namespace {
 
-// A bucket word: the 16-bit epoch tag in the top bits, the chain head (a user-space pointer,
-// below 2^48 on x86-64 and AArch64 Linux) in the rest.
-constexpr int kTagShift = 48;
+// A bucket word: the 16-bit epoch tag in the top bits, the chain head in the rest (a retired
+// object's address must fit in 48 bits: checked by retire, see ctxtree/detail/pointer_packing.hpp).
+constexpr int kTagShift = kAddressBits;
 constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << kTagShift) - 1;
 
 std::uint64_t tag_of(std::uint64_t epoch) noexcept { return epoch & 0xffff; }
@@ -27,7 +28,10 @@ std::uint64_t bucket_word(std::uint64_t epoch, Retired* r) noexcept {
   return (tag_of(epoch) << kTagShift) |
          static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(r));
 }
-// Garbage tagged `tag` is expired once the epoch is two past it (a wrapped tag only delays).
+// Garbage tagged `tag` is expired once the epoch is two past it. Sound only if `epoch` is at
+// least the epoch the tag was taken from (see collect_record): then a true difference below 2
+// stays below 2 modulo 2^16, and a wrapped difference only delays the free. An epoch older than
+// the tag (a stale snapshot) would wrap a tag one or two epochs ahead to 0xffff or 0xfffe.
 bool expired(std::uint64_t w, std::uint64_t epoch) noexcept {
   return ((epoch - bucket_tag(w)) & 0xffff) >= 2;
 }
@@ -127,11 +131,22 @@ bool try_advance() noexcept {
   return g.epoch.compare_exchange_strong(e, e + 1, std::memory_order_seq_cst);
 }
 
-void collect_record(Record* r, std::uint64_t epoch) noexcept {
+// Frees r's expired chains. The epoch is read afresh after each load of a bucket word, never
+// taken from a snapshot: a collector delayed (say in a slow deleter) while the epoch advances
+// and r's owner retires into a bucket would otherwise judge that bucket's newer tag against an
+// older epoch. Invariant: a word with a chain was written by the retire CAS (release) of a
+// thread that had read the epoch as the tag's epoch t before it; our acquire load of the word
+// synchronizes with that CAS, so the retirer's epoch read happens before our epoch read, which
+// by read-read coherence returns t or a later value (the epoch only grows). With now >= t,
+// a difference >= 2 modulo 2^16 means now >= t + 2: the chain may be late, never early.
+void collect_record(Record* r) noexcept {
   for (auto& b : r->bucket) {
-    // Acquire: the chain's objects were written by their retirer before its release CAS.
+    // Acquire: the chain's objects were written by their retirer before its release CAS, and
+    // the retirer's epoch read happens before the epoch load below (see above).
     std::uint64_t w = b.load(std::memory_order_acquire);
-    while (bucket_ptr(w) != nullptr && expired(w, epoch)) {
+    while (bucket_ptr(w) != nullptr) {
+      // seq_cst: a step of the protocol of ebr.hpp (an acquire of the advance that made it).
+      if (!expired(w, g.epoch.load(std::memory_order_seq_cst))) break;
       if (b.compare_exchange_weak(w, w & ~kPtrMask, std::memory_order_acq_rel,
                                   std::memory_order_acquire)) {
         free_chain(bucket_ptr(w));
@@ -245,6 +260,7 @@ bool pinned() noexcept {
 }
 
 void retire(Retired* obj, unsigned kind) noexcept {
+  (void)detail::checked_address<kTagShift>(obj, "ctxtree::epoch::retire (bucket word)");
   Borrow b;
   Record* r = b.r;
   // seq_cst: this read follows the unlink in S (see ebr.hpp).
@@ -273,9 +289,8 @@ void retire(Retired* obj, unsigned kind) noexcept {
 
 void collect() noexcept {
   try_advance();
-  const std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
   for (Record* r = g.records.load(std::memory_order_acquire); r != nullptr; r = r->next)
-    collect_record(r, e);
+    collect_record(r);
 }
 
 void drain() noexcept {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <system_error>
 
+#include "ctxtree/detail/cause_table.hpp"
 #include "ctxtree/epoch_tree.hpp"
 
 namespace ctxtree::epoch_detail {
@@ -38,17 +39,12 @@ inline constexpr std::uint64_t kUncounted = std::uint64_t{1} << 62;
 // CancelNode::Tail::cause_word, from the top: the tombstones now in this node's child list
 // (16 bits, a gauge kept below 2^15 by cleaning; at the top so no carry or borrow reaches the
 // rest), the log2 of the cleaning threshold over 64 (4 bits), then a staged explicit cause:
-// error (2 bits, 0: none), category index (10 bits), value (32 bits).
+// error (2 bits, 0: none) and the cause (42 bits, ctxtree/detail/cause_table.hpp).
 inline constexpr int kTombShift = 48;
 inline constexpr int kThresholdShift = 44;
 inline constexpr int kStagedErrShift = 42;
-inline constexpr int kCategoryShift = 32;
 inline constexpr std::uint64_t kStagedErrBits = std::uint64_t{3} << kStagedErrShift;
-
-// A small index for an error category (1..1023), registered on first use; 0 if the registry is
-// full (the cause then degrades to the error, documented in epoch_tree.cpp).
-unsigned category_index(const std::error_category& cat) noexcept;
-const std::error_category* category_at(unsigned index) noexcept;
+static_assert(detail::kCauseBits == kStagedErrShift);
 
 // Wakes threads blocked in wait_until on `c` (called after completing it).
 void wake_waiters(const CancelNode* c) noexcept;

@@ -1,4 +1,4 @@
-// EpochTree: callback registration (slot words), waiting, and the error-category registry.
+// EpochTree: callback registration (slot words) and waiting.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -224,27 +224,4 @@ bool EpochTree::wait_until(const CancelNode* c, std::optional<Clock::time_point>
   return done;
 }
 
-namespace epoch_detail {
-namespace {
-constexpr unsigned kMaxCategories = 1024;
-std::atomic<const std::error_category*> g_categories[kMaxCategories] = {};
-}  // namespace
-
-unsigned category_index(const std::error_category& cat) noexcept {
-  for (unsigned i = 1; i < kMaxCategories; ++i) {
-    // Acquire/acq_rel: the category object is published with its slot (it is static anyway).
-    const std::error_category* p = g_categories[i].load(std::memory_order_acquire);
-    if (p == nullptr && g_categories[i].compare_exchange_strong(p, &cat, std::memory_order_acq_rel,
-                                                                std::memory_order_acquire))
-      return i;
-    if (p == &cat) return i;  // p: the slot's category (ours, or the winner's on a lost CAS)
-  }
-  return 0;
-}
-
-const std::error_category* category_at(unsigned index) noexcept {
-  return g_categories[index].load(std::memory_order_acquire);  // pairs with the CAS above
-}
-
-}  // namespace epoch_detail
 }  // namespace ctxtree

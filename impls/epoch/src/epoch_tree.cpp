@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch/ebr.hpp"
 #include "epoch_internal.hpp"
 
@@ -414,14 +415,10 @@ void run_callbacks(Callback* run) noexcept {
   }
 }
 
-// The cause word staged by an explicit cancel: ours, or an earlier one's. 0 if the category
-// registry is full (the cause then degrades to the error).
+// The cause word staged by an explicit cancel: ours, or an earlier one's.
 std::uint64_t stage_cause(CancelNode* c, std::uint32_t err, std::error_code cause) noexcept {
-  const unsigned cat = category_index(cause.category());
-  if (cat == 0) return 0;
-  const std::uint64_t staged = (std::uint64_t{err} << kStagedErrShift) |
-                               (std::uint64_t{cat} << kCategoryShift) |
-                               static_cast<std::uint32_t>(cause.value());
+  const std::uint64_t staged =
+      (std::uint64_t{err} << kStagedErrShift) | detail::encode_cause(cause);
   std::uint64_t w = c->tail.cause_word.load(std::memory_order_acquire);
   for (;;) {
     if (w & kStagedErrBits) return w;  // someone staged first: publish theirs
@@ -447,6 +444,9 @@ EpochTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) 
 EpochTree::CancelNode* EpochTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
   CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
                                       : new CancelNode(kind, parent, deadline);
+  // Packed in a parent's word below the flags, and retired through a 48-bit bucket word.
+  static_assert(epoch::kAddressBits <= kErrShift);
+  (void)detail::checked_address<epoch::kAddressBits>(c, "EpochTree node");
   detail::retain(parent);
   if (CancelNode* x = parent->anchor) link_child(x, c);
   return c;
@@ -461,10 +461,9 @@ void EpochTree::cancel(CancelNode* c, errc err, std::error_code cause) noexcept 
   auto bits = static_cast<std::uint32_t>(err);
   std::uint64_t how = 0;  // the cause source: 0 means cause == err
   if (cause != make_error_code(err)) {
-    if (const std::uint64_t staged = stage_cause(c, bits, cause)) {
-      bits = static_cast<std::uint32_t>(staged >> kStagedErrShift) & 3;
-      how = kCauseExplicit;
-    }
+    const std::uint64_t staged = stage_cause(c, bits, cause);
+    bits = static_cast<std::uint32_t>(staged >> kStagedErrShift) & 3;
+    how = kCauseExplicit;
   }
   Callback* run = nullptr;
   std::uint64_t w = c->word.load(std::memory_order_acquire);
@@ -496,8 +495,7 @@ std::error_code EpochTree::cause(const CancelNode* c) noexcept {
       case kCauseExplicit: {
         // Relaxed: ordered by the acquire above (staged before the completing CAS).
         const std::uint64_t s = c->tail.cause_word.load(std::memory_order_relaxed);
-        const unsigned cat = static_cast<unsigned>(s >> kCategoryShift) & 1023;
-        return {static_cast<int>(static_cast<std::uint32_t>(s)), *category_at(cat)};
+        return detail::decode_cause(s & detail::kCauseMask);
       }
       default:
         c = cancel_parent(c);  // completed by the parent's walk: the parent's cause

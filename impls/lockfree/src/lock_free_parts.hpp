@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <system_error>
 
+#include "ctxtree/detail/cause_table.hpp"
 #include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/errc.hpp"
 #include "ctxtree/lock_free_tree.hpp"
 
@@ -15,16 +17,17 @@ namespace ctxtree {
 
 namespace lockfree {
 
-// ---- a pointer with a small integer in bits 48-63 (user-space pointers stay below 2^48)
+// ---- a pointer with a small integer in bits 48-63: the pointer must fit in 48 bits, checked
+// where it is packed (Word*) or allocated (CancelNode*, kept in Extras::gate); see
+// ctxtree/detail/pointer_packing.hpp
 inline constexpr int kPackShift = 48;
 inline constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << kPackShift) - 1;
 static_assert(sizeof(void*) == 8, "LockFreeTree packs integers into the top bits of pointers");
 
 template <class T>
 std::uintptr_t pack(T* p, unsigned small) noexcept {
-  const auto bits = reinterpret_cast<std::uintptr_t>(p);
-  assert((bits & ~kPtrMask) == 0);
-  return bits | (std::uintptr_t{small} << kPackShift);
+  return detail::checked_address<kPackShift>(p, "LockFreeTree slot word") |
+         (std::uintptr_t{small} << kPackShift);
 }
 template <class T>
 T* unpack(std::uintptr_t v) noexcept {
@@ -66,10 +69,16 @@ inline void hook([[maybe_unused]] detail::HookPoint point) noexcept {
 #endif
 }
 
-// ---- the cause packed beside the error in `state`: category index (16 bits, a process-wide
-// table filled without locks, at most 65535 categories) and value (32 bits)
-std::uint64_t encode_result(errc err, std::error_code cause) noexcept;
-std::error_code decode_cause(std::uint64_t state) noexcept;
+// ---- the cause packed beside the error in `state` (42 bits, ctxtree/detail/cause_table.hpp),
+// so that error and cause are published by one CAS: a completion is never half-visible
+inline std::uint64_t encode_result(errc err, std::error_code cause) noexcept {
+  return static_cast<std::uint64_t>(err) | detail::encode_cause(cause) << LockFreeTree::kCauseShift;
+}
+// `state` acquired by the caller (see cause_table.hpp).
+inline std::error_code decode_cause(std::uint64_t state) noexcept {
+  if ((state & LockFreeTree::kErrMask) == 0) return {};
+  return detail::decode_cause(state >> LockFreeTree::kCauseShift & detail::kCauseMask);
+}
 
 struct Reservation {
   LockFreeTree::Word* word = nullptr;  // null: the node is done

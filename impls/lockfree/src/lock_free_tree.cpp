@@ -684,6 +684,7 @@ LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clo
   CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
                                       : new (allocate_cancel_node())
                                             CancelNode(kind, parent, deadline);
+  (void)detail::checked_address<lockfree::kPackShift>(c, "LockFreeTree node (gate list)");
   CancelNode* p = parent->anchor;
   Reservation r;
   if (p != nullptr) {

@@ -28,7 +28,7 @@
 // thread that unlinks a node and its destroy(): whichever comes second retires it.
 //
 // Causes. The default cause (cause == err) costs nothing. An explicit cause is staged first in
-// `cause_word` by one CAS (the category as a small index into a lock-free registry), so that any
+// `cause_word` by one CAS (packed in 42 bits by ctxtree/detail/cause_table.hpp), so that any
 // thread can publish it; a node completed by a walk stores nothing and reports its parent's cause.
 //
 // Callbacks live in a slot word (one inline callback, or chunks of slots): registration and removal
@@ -93,7 +93,7 @@ struct EpochTree::CancelNode : detail::CancelBase<EpochTree> {
   CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline) noexcept;
 
   struct Tail {
-    // A staged explicit cause (error, category index, value) and the tombstone counter of this
+    // A staged explicit cause (error, packed cause) and the tombstone counter of this
     // node's child list; see epoch_internal.hpp for the bit layout. Written by CAS / fetch_add.
     // Dead once the node is retired (no child, no handle is left to read it): ctxtree/epoch's
     // one-word Retired header overwrites it.

@@ -2,7 +2,7 @@
 // cancel, remove, lookup or callback registration.
 //
 // Design. A cancellable node has one 64-bit `state` word: the error (2 bits), flags, and — once
-// done — the cause packed beside the error (category index + value, see below), so error and
+// done — the cause packed beside the error (ctxtree/detail/cause_table.hpp), so error and
 // cause are published by the same CAS and a reader that sees the error sees its cause.
 // is_done() is one acquire load of that word.
 //
@@ -57,7 +57,9 @@
 // The one wait: a DoneCallback destroyed while another thread has taken its callback for running
 // (removal lost the slot CAS) waits for that thread to release it — std::stop_callback's rule.
 //
-// Platform: pointers are packed with a small integer in bits 48-63 (x86-64, AArch64 user space).
+// Platform: pointers are packed with a small integer in bits 48-63 (x86-64, AArch64 user space);
+// an address that does not fit in 48 bits stops the process with a clear message where it is
+// allocated or packed (ctxtree/detail/pointer_packing.hpp), rather than corrupting memory.
 #pragma once
 
 #include <atomic>
@@ -88,8 +90,7 @@ struct LockFreeTree {
   static constexpr std::uint64_t kWaiters = 1 << 2;    // a thread may sleep on the low half
   static constexpr std::uint64_t kHasExtras = 1 << 3;  // `extras` is set and may hold entries
   static constexpr std::uint64_t kTimer = 1 << 4;      // Kind::timer (saves a load of `kind`)
-  static constexpr int kCategoryShift = 16;            // cause category index, 16 bits
-  static constexpr int kValueShift = 32;               // cause value, 32 bits
+  static constexpr int kCauseShift = 16;  // the cause, 42 bits (ctxtree/detail/cause_table.hpp)
   static constexpr std::uint64_t kResultMask = kErrMask | ~std::uint64_t{0xffff};  // err + cause
 
   static CancelNode* make_cancel(Node* parent, detail::Kind kind, Clock::rep deadline);

@@ -51,8 +51,10 @@
 // (value e), which precedes the advances e→e+1→e+2 that free the object; a thread whose pin P is
 // not seen by the scan of advance e+1→e+2 has P after that scan in S, so every link load after P
 // sees U (or later) and cannot reach the object. A thread whose pin is seen was pinned at <= e+1
-// and blocks the advance to e+2 while it stays pinned. Tags are 16-bit epochs; a wrapped tag only
-// delays a free, never hastens it.
+// and blocks the advance to e+2 while it stays pinned. Tags are 16-bit epochs, compared with an
+// epoch read after the tagged word was acquired, hence never older than the tag: a wrapped
+// difference then only delays a free. (Against an older epoch — a collector's snapshot taken
+// before a slow deleter ran — a tag one or two epochs ahead would wrap to "long expired".)
 #pragma once
 
 #include <cstddef>
@@ -72,6 +74,10 @@ using Deleter = void (*)(Retired*) noexcept;
 unsigned register_deleter(Deleter d) noexcept;
 
 inline constexpr unsigned kCollectEvery = 64;
+
+// A retired object's address must fit in this many bits (it shares a word with an epoch tag);
+// retire() checks it (ctxtree/detail/pointer_packing.hpp).
+inline constexpr int kAddressBits = 48;
 
 // Pins the calling thread for its lifetime (see the contract above).
 class Guard {
