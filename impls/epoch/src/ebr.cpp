@@ -93,8 +93,10 @@ Record* claim_record() noexcept {
     // Acquire: the new owner sees the previous owner's owner-only fields.
     if (!r->owned.load(std::memory_order_relaxed) &&
         r->owned.compare_exchange_strong(free, true, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+                                         std::memory_order_relaxed)) {
+      r->since_collect = 0;  // a new owner's collect rhythm starts with its own retires
       return r;
+    }
   }
   Record* r = nullptr;
   const int slot = g.static_used.fetch_add(1, std::memory_order_relaxed);  // a unique index
