@@ -1,17 +1,33 @@
 #include "ctxtree/detail/timer.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "ctxtree/detail/config.hpp"
 
 namespace ctxtree::detail {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+// True on the timer thread: a fork taken there leaves the child running the timer loop.
+thread_local bool tls_on_timer_thread = false;
+}  // namespace
+
+// The fork handlers' service, set before they are registered (instance() may still be
+// initialising when another thread forks).
+static TimerService::Impl* g_impl = nullptr;
 
 struct TimerService::Impl {
   struct Slot {
@@ -27,8 +43,14 @@ struct TimerService::Impl {
   // Guarded by mu:
   std::vector<Slot> heap;  // min-heap on `when`; heap[i].entry->slot == i
   Clock::rep sleeping_until = std::numeric_limits<Clock::rep>::max();  // the thread's wake-up
-  bool stopping = false;
-  std::thread thread;  // started on the first arm
+  bool running = false;   // the (detached) thread exists in this process
+  std::size_t due_n = 0;  // entries in `due`, taken from the heap by the last batch
+  // The batch being fired, kept here so that a forked child can arm again what the parent's
+  // thread had taken but not yet fired. Written by the thread under mu; `fired` (how many of the
+  // batch have started firing) is written without it, so it is atomic; only the fork child
+  // handler reads it, with every other thread gone.
+  TimerEntry* due[kBatch];
+  std::atomic<std::size_t> fired{0};
 
   void place(std::size_t i, Slot s) noexcept {
     heap[i] = s;
@@ -76,10 +98,18 @@ struct TimerService::Impl {
     return e;
   }
 
-  void run() {
-    TimerEntry* due[kBatch];
+  void start_thread() {
+    std::thread([this] {
+      tls_on_timer_thread = true;
+      run();
+    }).detach();
+    running = true;
+  }
+
+  [[noreturn]] void run() {
     std::unique_lock lock(mu);
-    while (!stopping) {
+    for (;;) {
+      CTXTREE_HOOK(timer_locked);
       if (heap.empty()) {
         wake.wait(lock);
         continue;
@@ -95,34 +125,56 @@ struct TimerService::Impl {
       // holds on their node until fired.
       std::size_t n = 0;
       while (n < kBatch && !heap.empty() && heap.front().when <= now) due[n++] = remove_at(0);
+      due_n = n;
+      // Relaxed: read only by the fork child handler, which runs after this thread's stores.
+      fired.store(0, std::memory_order_relaxed);
       lock.unlock();
-      for (std::size_t i = 0; i < n; ++i) due[i]->fire(due[i]);  // user callbacks: no lock held
+      for (std::size_t i = 0; i < n; ++i) {
+        fired.store(i + 1, std::memory_order_relaxed);
+        due[i]->fire(due[i]);  // user callbacks: no lock held
+      }
       lock.lock();
+      due_n = 0;
     }
   }
 
-  // Stops and joins the thread. Entries stay valid to disarm; none fires any more.
-  void stop() {
-    {
-      std::lock_guard lock(mu);
-      stopping = true;
+  // fork(): the prepare handler takes mu, so the child never inherits it held by a thread that
+  // does not exist there. The thread holds mu only for heap steps, never while firing or waiting.
+  static void before_fork() noexcept { g_impl->mu.lock(); }
+  static void after_fork_in_parent() noexcept { g_impl->mu.unlock(); }
+  static void after_fork_in_child() noexcept {
+    Impl& s = *g_impl;
+    if (!tls_on_timer_thread) {
+      // The parent's thread is gone: arm again what it had taken but not started firing, and
+      // start a thread of our own (or at the next arm, if that fails now).
+      s.running = false;
+      s.sleeping_until = std::numeric_limits<Clock::rep>::max();
+      new (&s.wake) std::condition_variable;  // the old one may count the vanished waiter
+      const std::size_t n = std::exchange(s.due_n, 0);
+      try {
+        for (std::size_t i = s.fired.load(std::memory_order_relaxed); i < n; ++i) {
+          TimerEntry* e = s.due[i];
+          s.heap.push_back({e->when, e});
+          s.sift_up(s.heap.size() - 1, {e->when, e});
+        }
+        if (!s.heap.empty()) s.start_thread();
+      } catch (...) {  // out of memory or threads: the next arm starts the thread
+      }
     }
-    wake.notify_all();
-    if (thread.joinable()) thread.join();
+    s.mu.unlock();
   }
 };
 
 TimerService& TimerService::instance() {
-  // Never destroyed, so nodes freed during exit can still disarm; the thread is stopped and
-  // joined at exit by `stopper`.
+  // Never destroyed, and its thread is detached: deadlines keep firing through static
+  // destruction until the process ends, and exit() may be called from any thread, the timer
+  // thread included (joining at exit would make that thread join itself).
   static TimerService* service = [] {
     auto* s = new TimerService;
-    s->impl_ = new Impl;
+    s->impl_ = g_impl = new Impl;
+    pthread_atfork(&Impl::before_fork, &Impl::after_fork_in_parent, &Impl::after_fork_in_child);
     return s;
   }();
-  static struct Stopper {
-    ~Stopper() { service->impl_->stop(); }
-  } stopper;
   return *service;
 }
 
@@ -134,7 +186,7 @@ void TimerService::arm(TimerEntry* e) {
     // Everything that can throw comes first.
     if (s.heap.size() == s.heap.capacity())
       s.heap.reserve(std::max<std::size_t>(64, 2 * s.heap.size()));
-    if (!s.thread.joinable() && !s.stopping) s.thread = std::thread([&s] { s.run(); });
+    if (!s.running) s.start_thread();
     s.heap.push_back({e->when, e});
     s.sift_up(s.heap.size() - 1, {e->when, e});
     // Wake the thread only if it would otherwise sleep past this entry.

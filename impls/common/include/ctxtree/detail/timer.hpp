@@ -5,8 +5,19 @@
 // contiguous: a pop reads about log4(n) cache lines instead of chasing pointers through cold
 // nodes, which is what lets 100,000 deadlines over 100 ms fire on time. Arming allocates only
 // when the array grows (amortised, and never again below the peak), and wakes the thread only
-// when the new entry becomes the earliest, so it usually makes no system call. The thread starts
-// on the first arm and is stopped and joined at exit.
+// when the new entry becomes the earliest, so it usually makes no system call.
+//
+// Lifetime. The thread starts on the first arm. The service is never destroyed and its thread is
+// detached: deadlines keep firing during static destruction and until the process ends, so a
+// waiter is never left hanging by exit, and exit() may be called from any thread, a deadline
+// callback on the timer thread included. Callbacks that may run during exit must not use objects
+// that static destruction has already destroyed (as for any thread still running then).
+//
+// fork(). The prepare handler takes the service lock, which the thread never holds while firing
+// or waiting, so the child never inherits it held. In the child the thread starts again at once
+// when deadlines are pending (else on the next arm): deadlines armed before the fork fire there
+// too, except one whose firing had begun on the parent's thread. When the fork is called from a
+// deadline callback, the child's thread is the timer thread and goes on serving the timers.
 #pragma once
 
 #include <chrono>
