@@ -197,6 +197,15 @@ bool LiveNodesReturnTo(std::size_t n) {
   }
 }
 
+// Arms short timeouts, each waking the timer thread, until it freezes. Arming takes the timer's
+// lock, so this runs on a thread of its own: its last arm may wait until the thread is released.
+void WakeTimerThreadUntilFrozen() {
+  while (!g_frozen.load()) {
+    auto c = ctxtree::with_timeout(ctxtree::background<Tree>(), 1ms);
+    (void)c.first.done().wait_for(10ms);
+  }
+}
+
 TEST(EpochLockFreeDeadlines, OthersFinishWhileTheTimerThreadIsFrozenHoldingItsLock) {
   ctxtree::debug::reclaim<Tree>();
   const std::size_t nodes_before = ctxtree::debug::live_nodes<Tree>();
@@ -205,20 +214,26 @@ TEST(EpochLockFreeDeadlines, OthersFinishWhileTheTimerThreadIsFrozenHoldingItsLo
   g_thaw.store(false);
   ctxtree::detail::set_hook(&freeze_timer_hook);
   g_freeze_timer.store(true);
-  // An earlier deadline wakes the thread, which then freezes at the top of its loop.
-  auto soon = ctxtree::with_timeout(ctxtree::background<Tree>(), 1ms);
+  std::thread waker(WakeTimerThreadUntilFrozen);
   const auto limit = std::chrono::steady_clock::now() + 20s;
   while (!g_frozen.load() && std::chrono::steady_clock::now() < limit)
     std::this_thread::sleep_for(50us);
-  ASSERT_TRUE(g_frozen.load());
+  if (!g_frozen.load()) {
+    g_freeze_timer.store(false);
+    g_thaw.store(true);
+    g_frozen.store(true);  // stops the waker
+    waker.join();
+    ctxtree::detail::set_hook(nullptr);
+    FAIL() << "the timer thread never reached its hook";
+  }
   std::atomic<int> bad{0};
   CancelDeadlineNodes(*f, bad);
   EXPECT_EQ(bad.load(), 0);
   g_thaw.store(true);
+  waker.join();
   ctxtree::detail::set_hook(nullptr);
   EXPECT_EQ(ctxtree::debug::child_count(f->p.first), 0u);
   f.reset();
-  soon = {};
   EXPECT_TRUE(LiveNodesReturnTo(nodes_before));
 }
 

@@ -225,6 +225,15 @@ void FreezeTimerThread(ctxtree::detail::HookPoint p) noexcept {
   while (!g_timer_released.load()) std::this_thread::sleep_for(100us);
 }
 
+// Arms short timeouts, each waking the timer thread, until it freezes. Arming takes the timer's
+// lock, so this runs on a thread of its own: its last arm may wait until the thread is released.
+void WakeTimerThreadUntilFrozen() {
+  while (!g_timer_frozen.load()) {
+    auto [c, cancel] = ctxtree::with_timeout(ctxtree::background<Tree>(), 1ms);
+    (void)c.done().wait_for(10ms);
+  }
+}
+
 TEST(LockFreeDeadlineTest, OthersFinishWhileTheTimerThreadIsFrozenHoldingItsLock) {
   const std::size_t nodes_before = ctxtree::debug::live_nodes<Tree>();
   {
@@ -233,12 +242,18 @@ TEST(LockFreeDeadlineTest, OthersFinishWhileTheTimerThreadIsFrozenHoldingItsLock
     g_timer_released.store(false);
     ctxtree::detail::set_hook(&FreezeTimerThread);
     g_freeze_timer.store(true);
-    // An earlier deadline wakes the thread, which then freezes at the top of its loop.
-    auto [soon, cancel_soon] = ctxtree::with_timeout(ctxtree::background<Tree>(), 1ms);
+    std::thread waker(WakeTimerThreadUntilFrozen);
     const auto limit = std::chrono::steady_clock::now() + 20s;
     while (!g_timer_frozen.load() && std::chrono::steady_clock::now() < limit)
       std::this_thread::sleep_for(50us);
-    ASSERT_TRUE(g_timer_frozen.load());
+    if (!g_timer_frozen.load()) {
+      g_freeze_timer.store(false);
+      g_timer_released.store(true);
+      g_timer_frozen.store(true);  // stops the waker
+      waker.join();
+      ctxtree::detail::set_hook(nullptr);
+      FAIL() << "the timer thread never reached its hook";
+    }
     std::atomic<int> bad{0};
     if (!RunTogether(DeadlineOthers(s, bad), 20s)) {
       std::fprintf(stderr, "cancels of deadline nodes blocked behind the frozen timer thread\n");
@@ -246,6 +261,7 @@ TEST(LockFreeDeadlineTest, OthersFinishWhileTheTimerThreadIsFrozenHoldingItsLock
     }
     EXPECT_EQ(bad.load(), 0);
     g_timer_released.store(true);
+    waker.join();
     ctxtree::detail::set_hook(nullptr);
     EXPECT_EQ(ctxtree::debug::child_count(s.parent), 0u);
   }
