@@ -143,24 +143,36 @@ auto Runner<Tree>::derive(Ids& ids, Rng& rng, Counters& c, const NodePtr& parent
 }
 
 // A timer node either has its own deadline `d` in [lo, hi] (the library reads the clock for
-// with_timeout) or, when the parent's deadline is not later than d, is exactly a with_cancel.
+// with_timeout) or, when the parent's deadline is strictly earlier than d (Go's cur.Before(d)), is
+// exactly a with_cancel. An equal parent deadline gives the node a timer of its own: deadline()
+// is the same either way, so the last to_string segment tells the two apart.
 template <class Tree>
 void Runner<Tree>::resolve_deadline(NodeT& n, const Shadow& ps, Clock::time_point lo,
                                     Clock::time_point hi) {
   Shadow& s = *n.shadow;
   const auto got = n.ctx.deadline();
-  if (ps.deadline && *ps.deadline <= hi && got == ps.deadline) {
+  if (ctxtree::to_string(n.ctx).ends_with(".WithCancel")) {
     s.kind = Kind::cancel;
     s.deadline_code = 0;
     s.deadline = ps.deadline;
+    if (!ps.deadline || *ps.deadline >= hi || got != ps.deadline) {
+      fail(kInvDeadlines, &n,
+           "with_deadline made a with_cancel, deadline() " + detail::show(got) +
+               ", although the parent's " + detail::show(ps.deadline) +
+               " is not strictly earlier than the requested one in [" + detail::show(lo) + ", " +
+               detail::show(hi) + "]");
+    }
     return;
   }
   s.own_deadline = got.value_or(lo);
   s.deadline = s.own_deadline;
-  if (!got || *got < lo || *got > hi || (ps.deadline && *got >= *ps.deadline)) {
+  if (!got || *got < lo || *got > hi ||
+      (ps.deadline && (*ps.deadline < lo || *got > *ps.deadline))) {
     fail(kInvDeadlines, &n,
-         "deadline() is " + detail::show(got) + "; expected the parent's " +
-             detail::show(ps.deadline) + " if not later than the requested one in [" +
+         "deadline() is " + detail::show(got) +
+             " with a timer of its own; expected a with_cancel "
+             "if the parent's " +
+             detail::show(ps.deadline) + " is strictly earlier than the requested one in [" +
              detail::show(lo) + ", " + detail::show(hi) + "], else the requested one");
   }
 }

@@ -127,12 +127,35 @@ TYPED_TEST_P(DeadlineTest, EarlierParentDeadlineFinishesChild) {
   EXPECT_EQ(child.err(), DeadlineExceeded());
 }
 
-TYPED_TEST_P(DeadlineTest, EqualDeadlineMakesCancelChild) {
-  // API.md (binding): a parent deadline not later than d makes the child exactly with_cancel.
+TYPED_TEST_P(DeadlineTest, EqualDeadlineGivesChildATimerOfItsOwn) {
+  // API.md (binding), as Go's cur.Before(d): only a strictly earlier parent deadline makes the
+  // child a with_cancel; with an equal one the child is a deadline context with its own timer.
   const auto d = Clock::now() + 1h;
   auto [parent, cancel_parent] = ctxtree::with_deadline(ctxtree::background<TypeParam>(), d);
   auto [child, cancel] = ctxtree::with_deadline(parent, d);
   EXPECT_EQ(child.deadline(), std::optional<Clock::time_point>(d));
+  EXPECT_EQ(NormalizeDeadlines(ctxtree::to_string(child)),
+            NormalizeDeadlines(ctxtree::to_string(parent)) + ".WithDeadline(*)");
+  // Its own timer: cancelling it leaves the parent running.
+  cancel();
+  EXPECT_EQ(child.err(), Canceled());
+  EXPECT_FALSE(parent.is_done());
+}
+
+TYPED_TEST_P(DeadlineTest, EqualDeadlineChildFiresWithDeadlineExceeded) {
+  const auto d = Clock::now() + kShort;
+  auto [parent, cancel_parent] = ctxtree::with_deadline(ctxtree::background<TypeParam>(), d);
+  auto [child, cancel] = ctxtree::with_deadline(parent, d);
+  ASSERT_TRUE(child.done().wait_for(kEventually));
+  EXPECT_EQ(child.err(), DeadlineExceeded());
+}
+
+TYPED_TEST_P(DeadlineTest, StrictlyEarlierParentDeadlineMakesCancelChild) {
+  const auto d = Clock::now() + 1h;
+  auto [parent, cancel_parent] =
+      ctxtree::with_deadline(ctxtree::background<TypeParam>(), d - Clock::duration(1));
+  auto [child, cancel] = ctxtree::with_deadline(parent, d);
+  EXPECT_EQ(child.deadline(), parent.deadline());
   EXPECT_EQ(NormalizeDeadlines(ctxtree::to_string(child)),
             NormalizeDeadlines(ctxtree::to_string(parent)) + ".WithCancel");
 }
@@ -315,8 +338,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     TimeoutAcceptsAnyDurationType, HugeTimeoutDoesNotOverflowIntoPast,
     EarlierParentDeadlineMakesCancelChild, EarlierParentDeadlineMakesCancelChildOfTimeout,
     EarlierParentDeadlineSeenThroughValueLayers, EarlierParentDeadlineFinishesChild,
-    EqualDeadlineMakesCancelChild, LaterParentDeadlineGivesChildItsOwn, PastDeadlineIsDoneAtOnce,
-    NowDeadlineIsDoneAtOnce, ZeroAndNegativeTimeoutsAreDoneAtOnce,
+    EqualDeadlineGivesChildATimerOfItsOwn, EqualDeadlineChildFiresWithDeadlineExceeded,
+    StrictlyEarlierParentDeadlineMakesCancelChild, LaterParentDeadlineGivesChildItsOwn,
+    PastDeadlineIsDoneAtOnce, NowDeadlineIsDoneAtOnce, ZeroAndNegativeTimeoutsAreDoneAtOnce,
     PastDeadlineChildIsNotRegisteredOnParent, DoneParentWinsOverPastDeadline,
     DoneParentMakesFutureDeadlineChildDone, CancelBeforeDeadlineGivesCanceled,
     CancelledTimerNeverFires, CancelReleasesTimerBeforeDeadline,

@@ -362,8 +362,8 @@ std::pair<Context<Tree>, Func> derive_deadline(Node<Tree>* p, Clock::time_point 
                                                std::error_code cause) {
   const Clock::rep when = std::min(d.time_since_epoch().count(), kNoDeadline - 1);
   const Clock::rep inherited = inherited_deadline(p);
-  // Go: a parent deadline no later than d makes this exactly with_cancel.
-  if (inherited <= when) return derive_cancel<Func>(p, Kind::cancel, inherited);
+  // Go (cur.Before(d)): only a strictly earlier parent deadline makes this exactly with_cancel.
+  if (inherited < when) return derive_cancel<Func>(p, Kind::cancel, inherited);
   auto result = derive_cancel<Func>(p, Kind::timer, when);
   start_deadline<Tree>(static_cast<typename Tree::CancelNode*>(Access::node(result.first)), cause);
   return result;

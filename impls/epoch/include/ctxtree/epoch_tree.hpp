@@ -1,5 +1,11 @@
 // ctxtree/epoch_tree.hpp — EpochTree: lock-free child sets, unlinked nodes freed through EBR.
 //
+// Locks: none on derive, cancel, remove, lookup or callback registration, with one exception
+// shared by every tree: arming a deadline (the end of with_deadline/with_timeout, not pinned)
+// takes the timer service's mutex for a few heap steps, and the first arm in a process starts the
+// timer thread (ctxtree/detail/timer.hpp). A cancel walk that completes deadline nodes, pinned or
+// not, disarms their timers without a lock; the live-node counters take none.
+//
 // Every cancellable node has one 64-bit `word`: the head of its child list (a Harris-Michael list,
 // pushed at the head) in the low 56 bits and its done state in the top byte (error, how the cause
 // is found, "subtree complete", "is a timer"). Registering a child and completing the node are CAS

@@ -17,6 +17,7 @@ enum class HookPoint : std::uint8_t {
   cancel_step,        // one step of a cancel walk
   callback_register,  // a callback is being linked
   callback_run,       // a callback is about to run
+  timer_locked,       // the timer thread holds the timer service's lock
 };
 
 using HookFn = void (*)(HookPoint) noexcept;

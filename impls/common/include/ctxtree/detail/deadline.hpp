@@ -1,7 +1,7 @@
 // ctxtree/detail/deadline.hpp — arming and disarming the timer of a deadline node, for any tree.
 //
-// The timer holds a counted reference to its node while armed. Whoever removes the entry — the
-// timer thread firing it, or disarm() from a completion — drops that reference.
+// The timer holds a counted reference to its node while armed. Whoever takes the entry — the
+// timer thread firing it, or disarm() from a completion, lock-free — drops that reference.
 #pragma once
 
 #include <system_error>
@@ -34,15 +34,15 @@ void start_deadline(typename Tree::CancelNode* c, std::error_code cause) {
     return;
   }
   retain<Tree>(c);  // the timer's reference; the caller holds two more, so undoing cannot free
-  TimerService& timers = TimerService::instance();
+  bool armed;
   try {
-    timers.arm(t);
+    armed = TimerService::instance().arm(t);
   } catch (...) {
     release<Tree>(c);
     throw;  // the caller's handles cancel and drop the node: the parent is left as it was
   }
-  // A cancel that completed the node before the entry was armed found nothing to disarm.
-  if (Tree::is_done(c) && timers.disarm(t)) release<Tree>(c);
+  // A cancel that completed the node since the check above closed the entry: nothing was armed.
+  if (!armed) release<Tree>(c);
 }
 
 // Called by a tree when it completes a deadline node: the timer is released at once.

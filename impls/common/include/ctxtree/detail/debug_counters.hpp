@@ -2,8 +2,10 @@
 //
 // Counting sits on the allocation path of every node, so there is no shared counter: each thread
 // owns a shard it alone writes (relaxed load + store, no RMW, no contended line); readers sum the
-// shards under a registry mutex. A node freed on another thread than the one that made it simply
-// makes one shard negative; only the sum means anything.
+// shards. A node freed on another thread than the one that made it simply makes one shard
+// negative; only the sum means anything. The registry takes no lock: shards sit in a push-only
+// list and are never freed; a thread that exits hands its shard (counts included) to the next
+// thread that needs one, so there are as many shards as threads ever alive at once.
 #pragma once
 
 #include <atomic>
@@ -16,7 +18,8 @@ inline constexpr int kMaxTrees = 8;
 
 struct CounterShard {
   std::atomic<std::int64_t> live[kMaxTrees] = {};
-  CounterShard* next = nullptr;  // registry list, guarded by the registry mutex
+  std::atomic<bool> owned{false};  // a live thread writes `live`
+  CounterShard* next = nullptr;    // registry list; immutable once the shard is published
 };
 
 CounterShard* register_counter_shard();  // may throw std::bad_alloc before anything changes

@@ -1,14 +1,32 @@
 // ctxtree/detail/timer.hpp — one timer thread for every deadline of every tree.
 //
-// Armed entries sit in an implicit 4-ary min-heap of (deadline, entry) pairs, and each entry knows
-// its position, so early cancel removes it at once (O(log n)). The heap array keeps the keys
-// contiguous: a pop reads about log4(n) cache lines instead of chasing pointers through cold
-// nodes, which is what lets 100,000 deadlines over 100 ms fire on time. Arming allocates only
-// when the array grows (amortised, and never again below the peak), and wakes the thread only
-// when the new entry becomes the earliest, so it usually makes no system call. The thread starts
-// on the first arm and is stopped and joined at exit.
+// Armed deadlines sit in an implicit 4-ary min-heap of (deadline, record) pairs. The heap array
+// keeps the keys contiguous: a pop reads about log4(n) cache lines instead of chasing pointers
+// through cold nodes, which is what lets 100,000 deadlines over 100 ms fire on time.
+//
+// Locks. arm() takes the service mutex for O(log n) heap steps; it allocates a 16-byte record
+// (and the heap array when it grows, amortised), may start the thread (the first arm in a process
+// or in a forked child), and wakes the thread only when the new entry becomes the earliest.
+// disarm() — called by cancel walks completing deadline nodes — takes no lock and makes no system
+// call in the common case: it takes the entry out of its record with one exchange, and drops the
+// node's timer reference at once; the small record stays in the heap until the thread meets it or
+// purges it. The thread purges when cancelled records pass half of the heap (and 1,024), then
+// disarm() wakes it through a futex, so the heap stays within about twice the live deadlines.
+//
+// Lifetime. The thread starts on the first arm. The service is never destroyed and its thread is
+// detached: deadlines keep firing during static destruction and until the process ends, so a
+// waiter is never left hanging by exit, and exit() may be called from any thread, a deadline
+// callback on the timer thread included. Callbacks that may run during exit must not use objects
+// that static destruction has already destroyed (as for any thread still running then).
+//
+// fork(). The prepare handler takes the service lock, which the thread never holds while firing
+// or waiting, so the child never inherits it held. In the child the thread starts again at once
+// when deadlines are pending (else on the next arm): deadlines armed before the fork fire there
+// too, except one whose firing had begun on the parent's thread. When the fork is called from a
+// deadline callback, the child's thread is the timer thread and goes on serving the timers.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -16,25 +34,30 @@
 
 namespace ctxtree::detail {
 
+struct TimerRecord;  // the heap's half of an armed entry (timer.cpp)
+
 struct TimerEntry {
   using Fire = void (*)(TimerEntry*) noexcept;
-  static constexpr std::uint32_t kUnarmed = UINT32_MAX;
 
   std::chrono::steady_clock::rep when = 0;  // immutable once armed
   std::error_code cause;                    // the deadline cause; immutable once armed
   Fire fire = nullptr;                      // runs on the timer thread, no lock held
-  // Position in the service's heap, kUnarmed when not in it; guarded by the service mutex.
-  std::uint32_t slot = kUnarmed;
+  // Null, then the record while armed (stored by arm()), then closed by disarm(), which takes it.
+  std::atomic<TimerRecord*> record{nullptr};
 };
 
 class TimerService {
  public:
   static TimerService& instance();
 
-  // Schedules `e->fire(e)` at `e->when`. The entry must not be armed. Throws std::bad_alloc (or
-  // std::system_error when the thread cannot start) before changing anything.
-  void arm(TimerEntry* e);
-  // Removes an armed entry; true if it was removed before firing began.
+  // Schedules `e->fire(e)` at `e->when`; the entry must not have been armed. Returns false,
+  // arming nothing, when disarm() ran first (the node completed meanwhile): the caller keeps the
+  // reference it meant for the timer. Throws std::bad_alloc (or std::system_error when the thread
+  // cannot start) before changing anything.
+  bool arm(TimerEntry* e);
+  // Lock-free. Cancels the entry: true if this kept an armed entry from firing (the caller then
+  // owns the timer's reference on the node); false if firing began, or nothing was armed, in
+  // which case no later arm() arms it either.
   bool disarm(TimerEntry* e) noexcept;
 
   struct Impl;
