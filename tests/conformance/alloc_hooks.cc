@@ -56,13 +56,13 @@ void* AllocateOrNull(std::size_t n, std::size_t align) noexcept {
   return Allocate(n, align);
 }
 
-}  // namespace
-
 void Free(void* p) noexcept {
   if (p != nullptr && t_state.tracking)
     t_state.net_bytes -= static_cast<long>(malloc_usable_size(p));
   std::free(p);
 }
+
+}  // namespace
 
 void StartTrackingBytes() noexcept {
   t_state.net_bytes = 0;
