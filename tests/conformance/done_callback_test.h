@@ -293,7 +293,7 @@ TYPED_TEST_P(DoneCallbackTest, SlidingWindowOnLongLivedContextKeepsMemoryFlat) {
   auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
   std::vector<ScopedCallback<TypeParam>> window(kWindow);
   bool ran = false;
-  const auto step = [&](int i) { window[i % kWindow].emplace(c, [&ran] { ran = true; }); };
+  const auto step = [&, &c = c](int i) { window[i % kWindow].emplace(c, [&ran] { ran = true; }); };
   int i = 0;
   for (; i < 4 * kWindow; ++i) step(i);  // warm-up: reach the peak of live registrations
   ctxtree_test::alloc::StartTrackingBytes();
