@@ -1,5 +1,7 @@
 #include "fault.hpp"
 
+#include <malloc.h>
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -11,6 +13,15 @@ namespace {
 // initialisers, so operator new can read them on any thread at any time.
 constinit thread_local std::uint32_t t_threshold = 0;
 constinit thread_local std::uint64_t t_state = 0x9e3779b97f4a7c15ull;
+
+// Relaxed: a statistic read at quiescent points (after joins or a barrier).
+std::atomic<bool> g_tracking{false};
+std::atomic<long> g_bytes{0};
+
+void count(void* p, long sign) noexcept {
+  if (p != nullptr && g_tracking.load(std::memory_order_relaxed))
+    g_bytes.fetch_add(sign * static_cast<long>(malloc_usable_size(p)), std::memory_order_relaxed);
+}
 
 bool should_fail() noexcept {
   if (t_threshold == 0) return false;
@@ -31,10 +42,19 @@ void* allocate(std::size_t n, std::size_t align) {
     p = nullptr;
   }
   if (p == nullptr) throw std::bad_alloc();
+  count(p, 1);
   return p;
 }
 
 }  // namespace
+
+void release(void* p) noexcept {
+  count(p, -1);
+  std::free(p);
+}
+
+void track_bytes(bool on) noexcept { g_tracking.store(on, std::memory_order_relaxed); }
+long tracked_bytes() noexcept { return g_bytes.load(std::memory_order_relaxed); }
 
 Arm::Arm(double rate) noexcept : saved_(t_threshold) {
   if (saved_ == 0 && rate > 0) {
@@ -52,6 +72,7 @@ void seed_thread(std::uint64_t seed) noexcept { t_state = seed | 1; }
 }  // namespace stress::fault
 
 using stress::fault::allocate;
+using stress::fault::release;
 
 void* operator new(std::size_t n) { return allocate(n, 0); }
 void* operator new[](std::size_t n) { return allocate(n, 0); }
@@ -89,15 +110,15 @@ void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) n
     return nullptr;
   }
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p) noexcept { release(p); }
+void operator delete[](void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }

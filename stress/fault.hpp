@@ -35,4 +35,10 @@ class Pause {
 // Seeds the calling thread's failure schedule (each worker seeds from the run seed).
 void seed_thread(std::uint64_t seed) noexcept;
 
+// While on, every thread's allocations and frees are summed (malloc_usable_size), so a phase
+// can check that what it keeps allocated stays bounded.
+void track_bytes(bool on) noexcept;
+// Bytes allocated minus bytes freed while tracking was on.
+long tracked_bytes() noexcept;
+
 }  // namespace stress::fault

@@ -4,6 +4,7 @@
 // only on the thread that armed it, so other threads (gtest, the timer thread) are unaffected.
 #include "alloc_hooks.h"
 
+#include <malloc.h>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -17,6 +18,8 @@ struct State {
   long fail_at;  // 0: not armed
   bool fail_after;
   long attempted;
+  bool tracking;
+  long net_bytes;
 };
 
 // constinit: no dynamic initialisation, so operator new may use it at any time on any thread.
@@ -33,8 +36,12 @@ bool Intercept() noexcept {
 
 void* Allocate(std::size_t n, std::size_t align) noexcept {
   if (n == 0) n = 1;
-  if (align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__) return std::malloc(n);
-  return std::aligned_alloc(align, (n + align - 1) / align * align);
+  void* p = align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__
+                ? std::malloc(n)
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p != nullptr && t_state.tracking)
+    t_state.net_bytes += static_cast<long>(malloc_usable_size(p));
+  return p;
 }
 
 void* AllocateOrThrow(std::size_t n, std::size_t align) {
@@ -49,7 +56,23 @@ void* AllocateOrNull(std::size_t n, std::size_t align) noexcept {
   return Allocate(n, align);
 }
 
+void Free(void* p) noexcept {
+  if (p != nullptr && t_state.tracking)
+    t_state.net_bytes -= static_cast<long>(malloc_usable_size(p));
+  std::free(p);
+}
+
 }  // namespace
+
+void StartTrackingBytes() noexcept {
+  t_state.net_bytes = 0;
+  t_state.tracking = true;
+}
+
+long StopTrackingBytes() noexcept {
+  t_state.tracking = false;
+  return t_state.net_bytes;
+}
 
 void StartCounting() noexcept {
   t_state.counted = 0;
@@ -79,6 +102,7 @@ namespace {
 constexpr std::size_t kPlain = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 using ctxtree_test::alloc::AllocateOrNull;
 using ctxtree_test::alloc::AllocateOrThrow;
+using ctxtree_test::alloc::Free;
 }  // namespace
 
 void* operator new(std::size_t n) { return AllocateOrThrow(n, kPlain); }
@@ -102,15 +126,15 @@ void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) n
   return AllocateOrNull(n, static_cast<std::size_t>(a));
 }
 
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p) noexcept { Free(p); }
+void operator delete[](void* p) noexcept { Free(p); }
+void operator delete(void* p, std::size_t) noexcept { Free(p); }
+void operator delete[](void* p, std::size_t) noexcept { Free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { Free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { Free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { Free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { Free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { Free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { Free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { Free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { Free(p); }

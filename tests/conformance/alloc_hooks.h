@@ -15,6 +15,12 @@ long StopCounting() noexcept;
 // From now on, this thread's k-th allocation (k >= 1) fails: operator new throws
 // std::bad_alloc, the nothrow forms return nullptr. With `and_after`, every later one fails too.
 void FailNth(long k, bool and_after = false) noexcept;
+// Starts tracking the bytes this thread allocates minus those it frees (malloc_usable_size).
+void StartTrackingBytes() noexcept;
+// Stops tracking and returns the net bytes allocated since StartTrackingBytes() (negative if
+// more was freed than allocated).
+long StopTrackingBytes() noexcept;
+
 // Stops failing and returns how many allocations were attempted since FailNth().
 long Disarm() noexcept;
 

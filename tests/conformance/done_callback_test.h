@@ -4,10 +4,15 @@
 // running on another thread, and does not wait when called from inside f.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <future>
+#include <latch>
 #include <optional>
 #include <thread>
 
+#include "alloc_hooks.h"
 #include "test_util.h"
 
 namespace ctxtree_test {
@@ -16,6 +21,47 @@ template <class Tree>
 class DoneCallbackTest : public TreeTest<Tree> {};
 
 TYPED_TEST_SUITE_P(DoneCallbackTest);
+
+template <class Tree>
+using ScopedCallback = std::optional<ctxtree::DoneCallback<Tree, std::function<void()>>>;
+
+// Runs fn with a watchdog: a call that never returns (a deadlock) aborts the process with a
+// message instead of hanging until ctest's timeout.
+template <class Fn>
+void RunOrAbort(const char* what, Fn fn) {
+  std::atomic<bool> returned{false};
+  std::thread watchdog([&] {
+    if (!Eventually([&] { return returned.load(); })) {
+      std::fprintf(stderr, "ctxtree_test: %s did not return (deadlock)\n", what);
+      std::abort();
+    }
+  });
+  fn();
+  returned.store(true);
+  watchdog.join();
+}
+
+// Registers on `first` then on `second` two callbacks that each destroy the other if it has not
+// run yet, cancels `root` and checks that exactly one ran.
+template <class Tree>
+void ExpectMutualDestructionRunsOne(const ctxtree::Context<Tree>& first,
+                                    const ctxtree::Context<Tree>& second,
+                                    ctxtree::CancelFunc& root) {
+  ScopedCallback<Tree> a;
+  ScopedCallback<Tree> b;
+  int runs = 0;
+  a.emplace(first, [&] {
+    ++runs;
+    b.reset();
+  });
+  b.emplace(second, [&] {
+    ++runs;
+    a.reset();
+  });
+  RunOrAbort("cancel() whose callback destroys a pending sibling", [&] { root(); });
+  EXPECT_EQ(runs, 1);
+  EXPECT_NE(a.has_value(), b.has_value());
+}
 
 TYPED_TEST_P(DoneCallbackTest, RunsBeforeCancelReturns) {
   auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
@@ -196,12 +242,82 @@ TYPED_TEST_P(DoneCallbackTest, DestructionRacingCancelEitherRunsFullyOrNever) {
   }
 }
 
+TYPED_TEST_P(DoneCallbackTest, CallbackDestroysPendingSiblingOnSameNodeWithoutWaiting) {
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  ExpectMutualDestructionRunsOne<TypeParam>(c, c, cancel);
+}
+
+TYPED_TEST_P(DoneCallbackTest, CallbackDestroysPendingOneAcrossParentAndChildWithoutWaiting) {
+  auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  auto [child, cancel_child] = ctxtree::with_cancel(parent);
+  ExpectMutualDestructionRunsOne<TypeParam>(parent, child, cancel);
+}
+
+TYPED_TEST_P(DoneCallbackTest, CallbackDestroysPendingOneAcrossChildAndParentWithoutWaiting) {
+  auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  auto [child, cancel_child] = ctxtree::with_cancel(parent);
+  ExpectMutualDestructionRunsOne<TypeParam>(child, parent, cancel);
+}
+
+TYPED_TEST_P(DoneCallbackTest, DestroyingPendingCallbackOnOtherThreadDoesNotWaitForRunningSibling) {
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  std::latch release_runner(1);
+  std::atomic<int> first{-1};  // which callback started first; it blocks until released
+  std::atomic<int> runs[2] = {0, 0};
+  ScopedCallback<TypeParam> callbacks[2];
+  for (int i = 0; i < 2; ++i) {
+    callbacks[i].emplace(c, [&, i] {
+      runs[i].fetch_add(1);
+      int none = -1;
+      if (first.compare_exchange_strong(none, i)) release_runner.wait();
+    });
+  }
+  std::thread canceller([&cancel = cancel] { cancel(); });
+  ASSERT_TRUE(Eventually([&] { return first.load() != -1; }));
+  const int pending = 1 - first.load();
+  auto destroyed = std::async(std::launch::async, [&] { callbacks[pending].reset(); });
+  const bool returned = destroyed.wait_for(kEventually) == std::future_status::ready;
+  release_runner.count_down();
+  destroyed.wait();
+  canceller.join();
+  EXPECT_TRUE(returned) << "the destructor of a callback that had not started waited for its "
+                           "running sibling";
+  EXPECT_EQ(runs[pending].load(), 0);
+  EXPECT_EQ(runs[1 - pending].load(), 1);
+}
+
+TYPED_TEST_P(DoneCallbackTest, SlidingWindowOnLongLivedContextKeepsMemoryFlat) {
+  // A server context with per-request callbacks: 64 live, the oldest replaced each iteration.
+  constexpr int kWindow = 64;
+  const int iterations = Scaled(200000);
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  std::vector<ScopedCallback<TypeParam>> window(kWindow);
+  bool ran = false;
+  const auto step = [&, &c = c](int i) { window[i % kWindow].emplace(c, [&ran] { ran = true; }); };
+  int i = 0;
+  for (; i < 4 * kWindow; ++i) step(i);  // warm-up: reach the peak of live registrations
+  ctxtree_test::alloc::StartTrackingBytes();
+  for (; i < iterations; ++i) step(i);
+  const long grown = ctxtree_test::alloc::StopTrackingBytes();
+  // Bounded by the peak of live registrations, not by their number: a few blocks of slack.
+  EXPECT_LE(grown, 4096) << "bytes still allocated after " << iterations - 4 * kWindow
+                         << " registrations in a window of " << kWindow;
+  window.clear();
+  cancel();
+  EXPECT_FALSE(ran);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     DoneCallbackTest, RunsBeforeCancelReturns, RunsInConstructorWhenAlreadyDone,
     RunsOnCancellingThread, RunsWhenDeadlineFires, RunsWhenAncestorIsCancelled, RunsOnce,
     DestructorDeregisters, DestructorAfterRunDoesNothing, NeverDoneContextNeverRuns, IsNotAChild,
     KeepsContextUsableAfterHandleIsDropped, DestructorWaitsForCallbackRunningOnOtherThread,
     DestructorInsideCallbackDoesNotWait, DestructorInsideCallbackOnTimerThreadDoesNotWait,
-    DestructionRacingCancelEitherRunsFullyOrNever);
+    DestructionRacingCancelEitherRunsFullyOrNever,
+    CallbackDestroysPendingSiblingOnSameNodeWithoutWaiting,
+    CallbackDestroysPendingOneAcrossParentAndChildWithoutWaiting,
+    CallbackDestroysPendingOneAcrossChildAndParentWithoutWaiting,
+    DestroyingPendingCallbackOnOtherThreadDoesNotWaitForRunningSibling,
+    SlidingWindowOnLongLivedContextKeepsMemoryFlat);
 
 }  // namespace ctxtree_test

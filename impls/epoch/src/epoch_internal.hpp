@@ -49,8 +49,33 @@ static_assert(detail::kCauseBits == kStagedErrShift);
 // Wakes threads blocked in wait_until on `c` (called after completing it).
 void wake_waiters(const CancelNode* c) noexcept;
 
-// Closes c's callback word and moves every registered callback onto `run` (via Callback::next).
-void take_callbacks(CancelNode* c, detail::Callback*& run) noexcept;
+// What a completing thread runs once its walk is over: completed nodes whose callbacks stay
+// registered until it claims them one at a time (each node queued with a reference), and
+// callbacks it claimed at completion (stop bridges; those of a node whose last handle is gone).
+struct RunQueue {
+  CancelNode* nodes = nullptr;
+  detail::Callback* claimed = nullptr;
+};
+// Closes c's callback word (c was just completed by this thread) and claims its stop bridge;
+// true if c has a chunk list, whose callbacks then go to queue_callbacks (with a reference to c)
+// or, when no reference can be had, to take_callbacks_now.
+bool take_callbacks(CancelNode* c, RunQueue& run) noexcept;
+void queue_callbacks(CancelNode* c, RunQueue& run) noexcept;
+void take_callbacks_now(CancelNode* c, RunQueue& run) noexcept;
+// Runs what `run` holds, claiming each callback only when the previous one has returned, and
+// drops the queue's references.
+void run_callbacks(RunQueue& run) noexcept;
+// A counted reference taken from a pointer read under a guard; fails if the node's last handle
+// is already gone (then it is complete and about to be retired).
+inline bool try_ref(CancelNode* n) noexcept {
+  std::uint32_t r = n->refs.load(std::memory_order_relaxed);
+  // Acquire on success: we then read fields of n written before its publication.
+  while (r != 0)
+    if (n->refs.compare_exchange_weak(r, r + 1, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+      return true;
+  return false;
+}
 
 // Frees c's callback chunks (from the deleter: nothing can reach them any more).
 void free_callback_chunks(CancelNode* c) noexcept;

@@ -16,61 +16,111 @@ using namespace epoch_detail;
 
 namespace {
 
-// A callback word holds 0, a Callback* (8-byte aligned, tag 0) or a CallbackChunk* | kChunkTag;
-// kClosed is set once by the completing thread; kBridge registers the node's own stop bridge
-// (CancelBase::stop_bridge), which so never needs a slot: stop_token() cannot fail for lack of
-// memory after publishing its bridge. A slot holds 0, a Callback*, or kSlotTaken.
+// A callback word holds 0 or the node's first CallbackChunk* (set once, kept until the node is
+// freed), plus flags: kClosed is set once by the completing thread; kBridge registers the node's
+// own stop bridge (CancelBase::stop_bridge), which so never needs a slot: stop_token() cannot
+// fail for lack of memory after publishing its bridge. A slot holds 0, a Callback*, or
+// kSlotTaken (the completer's).
 constexpr std::uintptr_t kClosed = 1;
-constexpr std::uintptr_t kChunkTag = 2;
 constexpr std::uintptr_t kBridge = 4;
-constexpr std::uintptr_t kFlags = kClosed | kChunkTag | kBridge;
+constexpr std::uintptr_t kFlags = kClosed | kBridge;
 constexpr std::uintptr_t kSlotTaken = 1;
 
-struct CallbackChunk {
-  static constexpr int kSlots = 31;
+// Registrations sit in the slots of a list of chunks that only grows, by appending, and only
+// when no slot is known to be free: memory is bounded by the peak number of live registrations
+// (plus a chunk per racing registrant). A registration records its slot (Callback::owner), so
+// removal is one CAS whatever the order. The first chunk keeps hints that make a registration
+// O(1) in the usual patterns (growth, first-in-first-out or last-in-first-out turnover): `room`,
+// the chunk of the latest removal or placement, tried first; `free`, the count of free slots,
+// without which no scan is made; `last`, where to append.
+struct alignas(256) CallbackChunk {  // aligned: a slot's address gives its chunk
+  static constexpr int kSlots = 27;
   std::atomic<std::uintptr_t> slot[kSlots] = {};
-  CallbackChunk* next = nullptr;  // older chunks; immutable once published
+  std::atomic<CallbackChunk*> next{nullptr};  // set once by CAS; freed with the node
+  // Used in the first chunk only:
+  std::atomic<CallbackChunk*> room{nullptr};
+  std::atomic<CallbackChunk*> last{nullptr};
+  std::atomic<std::int64_t> free{kSlots};
+  CancelNode* run_next = nullptr;  // the completer's queue; written only by it
 };
+static_assert(sizeof(CallbackChunk) == 256);
 
 CallbackChunk* chunk_of(std::uintptr_t v) noexcept {
   return reinterpret_cast<CallbackChunk*>(v & ~kFlags);
 }
+CallbackChunk* chunk_of_slot(const void* slot) noexcept {
+  return reinterpret_cast<CallbackChunk*>(reinterpret_cast<std::uintptr_t>(slot) &
+                                          ~std::uintptr_t{alignof(CallbackChunk) - 1});
+}
 std::uintptr_t bits_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p); }
 
-// Puts cb in a free slot of `k`; false if every slot is in use or taken.
-bool put_in_chunk(CallbackChunk* k, Callback* cb) noexcept {
+// Puts cb in a free slot of `k`; null if every slot is in use or taken.
+std::atomic<std::uintptr_t>* put_in_chunk(CallbackChunk* k, Callback* cb) noexcept {
   for (auto& s : k->slot) {
     std::uintptr_t expected = 0;
-    // seq_cst: Dekker with completion (the registrant then re-reads the node's word).
+    // seq_cst: Dekker with completion (the registrant then re-reads the node's word). A slot the
+    // completer has taken is never 0 again, so the CAS fails there.
     if (s.load(std::memory_order_relaxed) == 0 &&
         s.compare_exchange_strong(expected, bits_of(cb), std::memory_order_seq_cst))
-      return true;
+      return &s;
   }
-  return false;
+  return nullptr;
 }
 
-// Unlinks cb from wherever it sits; true if this call removed it (completion has not taken it).
-bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
-  std::atomic<std::uintptr_t>& word = c->tail.callbacks;
-  // Acquire: the chunks behind the word were published by a release CAS.
-  std::uintptr_t v = word.load(std::memory_order_acquire);
-  while ((v & ~kBridge) == bits_of(cb)) {
-    // acq_rel: success ends our registration before completion could take it.
-    if (word.compare_exchange_weak(v, v & kBridge, std::memory_order_acq_rel,
-                                   std::memory_order_acquire))
-      return true;
-  }
-  if ((v & kChunkTag) == 0) return false;
-  for (CallbackChunk* k = chunk_of(v); k != nullptr; k = k->next) {
-    for (auto& s : k->slot) {
-      std::uintptr_t expected = bits_of(cb);
-      // acq_rel: as above; fails once completion took the slot.
-      if (s.load(std::memory_order_relaxed) == expected &&
-          s.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
-        return true;
+// The hints are only hints: relaxed, except that a chunk address read from one is dereferenced,
+// so hint stores are release and hint loads acquire (the chunk was published before, by a
+// seq_cst CAS the storer read).
+std::atomic<std::uintptr_t>* place_in_free_slot(CallbackChunk* first, Callback* cb) noexcept {
+  if (CallbackChunk* room = first->room.load(std::memory_order_acquire))
+    if (auto* s = put_in_chunk(room, cb)) return s;
+  if (first->free.load(std::memory_order_relaxed) <= 0) return nullptr;
+  for (CallbackChunk* k = first; k != nullptr; k = k->next.load(std::memory_order_acquire)) {
+    if (auto* s = put_in_chunk(k, cb)) {
+      first->room.store(k, std::memory_order_release);
+      return s;
     }
   }
-  return false;
+  return nullptr;
+}
+
+// Puts cb in a free slot of the list that starts at `first`, appending a chunk if none is free.
+// Throws std::bad_alloc before registering anything.
+std::atomic<std::uintptr_t>* place(CallbackChunk* first, Callback* cb) {
+  if (auto* s = place_in_free_slot(first, cb)) {
+    first->free.fetch_sub(1, std::memory_order_relaxed);
+    return s;
+  }
+  auto* k = new CallbackChunk;
+  k->slot[0].store(bits_of(cb), std::memory_order_relaxed);  // unpublished
+  CallbackChunk* at = first->last.load(std::memory_order_acquire);
+  if (at == nullptr) at = first;
+  CallbackChunk* expected = nullptr;
+  // seq_cst: publishes the chunk (release) and is Dekker with completion, whose walk of the list
+  // (seq_cst loads of `next`) either sees it or comes before it.
+  while (!at->next.compare_exchange_weak(expected, k, std::memory_order_seq_cst,
+                                         std::memory_order_acquire)) {
+    if (expected != nullptr) at = std::exchange(expected, nullptr);  // appended meanwhile
+  }
+  first->last.store(k, std::memory_order_release);
+  first->room.store(k, std::memory_order_release);
+  first->free.fetch_add(CallbackChunk::kSlots - 1, std::memory_order_relaxed);
+  return &k->slot[0];
+}
+
+// Ends cb's registration if completion has not taken it: one CAS on its recorded slot.
+bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
+  auto* s = static_cast<std::atomic<std::uintptr_t>*>(cb->owner);
+  std::uintptr_t expected = bits_of(cb);
+  // acq_rel: one winner against the completer's exchange; the winner owns the registration.
+  if (!s->compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
+                                  std::memory_order_relaxed))
+    return false;
+  // Acquire: the first chunk was published before cb's registration, which this thread made or
+  // follows (the owner removes what it registered).
+  CallbackChunk* first = chunk_of(c->tail.callbacks.load(std::memory_order_acquire));
+  first->free.fetch_add(1, std::memory_order_relaxed);
+  first->room.store(chunk_of_slot(s), std::memory_order_release);
+  return true;
 }
 
 // Registers the node's stop bridge by a flag: no allocation. Same Dekker protocol as the slots.
@@ -102,35 +152,25 @@ bool EpochTree::add_listener(CancelNode* c, Callback* cb) {
   // Acquire: pairs with the CAS that published the bridge.
   if (cb == c->stop_bridge.load(std::memory_order_acquire)) return add_bridge(c);
   std::atomic<std::uintptr_t>& word = c->tail.callbacks;
-  std::uintptr_t v = word.load(std::memory_order_acquire);  // pairs with the release CASes below
-  for (;;) {
+  std::uintptr_t v = word.load(std::memory_order_acquire);  // pairs with the CAS below
+  while (chunk_of(v) == nullptr) {
     if (v & kClosed) return false;
-    if ((v & ~kBridge) == 0) {
-      // seq_cst: Dekker with completion, as in put_in_chunk.
-      if (word.compare_exchange_weak(v, v | bits_of(cb), std::memory_order_seq_cst,
-                                     std::memory_order_acquire))
-        break;
-      continue;
-    }
-    if ((v & kChunkTag) != 0 && put_in_chunk(chunk_of(v), cb)) break;
-    // One inline callback, or a full head chunk: a new chunk becomes the head. Allocating first
-    // keeps a std::bad_alloc free of side effects.
-    auto* k = new CallbackChunk;
-    if ((v & kChunkTag) != 0) {
-      k->next = chunk_of(v);
-    } else {
-      k->slot[1].store(v & ~kFlags, std::memory_order_relaxed);  // the inline one moves
-    }
-    k->slot[0].store(bits_of(cb), std::memory_order_relaxed);  // unpublished
-    // seq_cst (release at least): publishes the chunk; Dekker with completion.
-    if (word.compare_exchange_strong(v, bits_of(k) | kChunkTag | (v & kBridge),
-                                     std::memory_order_seq_cst, std::memory_order_acquire))
+    auto* k = new CallbackChunk;  // first: a std::bad_alloc leaves nothing behind
+    // seq_cst: publishes the chunk (release); Dekker with completion's load of the word, as in
+    // put_in_chunk.
+    if (word.compare_exchange_strong(v, v | bits_of(k), std::memory_order_seq_cst,
+                                     std::memory_order_acquire)) {
+      v |= bits_of(k);
       break;
+    }
     delete k;
   }
+  if (v & kClosed) return false;
+  cb->owner = place(chunk_of(v), cb);  // read by remove_listener, which the owner calls later
   CTXTREE_HOOK(callback_register);
-  // seq_cst: if the completion's CAS on `word` came first, we see it here, and it then either
-  // took cb (our undo fails: it will run cb) or not (our undo succeeds: the caller runs cb).
+  // seq_cst: if the completion's CAS on the node's word came first, we see it here, and the
+  // completer then either took cb (our undo fails: it will run cb) or not (our undo succeeds:
+  // the caller runs cb).
   if ((c->word.load(std::memory_order_seq_cst) & kErrBits) != 0 && unlink_callback(c, cb))
     return false;
   return true;
@@ -142,33 +182,83 @@ bool EpochTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
 
 namespace epoch_detail {
 
-void take_callbacks(CancelNode* c, Callback*& run) noexcept {
+namespace {
+
+// Takes the next callback still registered in the chunk list from (*k, *i) on, or null.
+Callback* take_next(CallbackChunk*& k, int& i) noexcept {
+  while (k != nullptr) {
+    while (i < CallbackChunk::kSlots) {
+      // acq_rel: taking a slot decides against a concurrent removal of the same callback.
+      const std::uintptr_t p = k->slot[i++].exchange(kSlotTaken, std::memory_order_acq_rel);
+      if (p != 0 && p != kSlotTaken) return reinterpret_cast<Callback*>(p);
+    }
+    // seq_cst: Dekker with an appending registrant (see place).
+    k = k->next.load(std::memory_order_seq_cst);
+    i = 0;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool take_callbacks(CancelNode* c, RunQueue& run) noexcept {
   std::atomic<std::uintptr_t>& word = c->tail.callbacks;
   // seq_cst: Dekker with add_listener (a registrant not seen here sees the completion).
-  if (word.load(std::memory_order_seq_cst) == 0) return;
-  // seq_cst: closes the word; a registrant's later CAS fails, an earlier one is in what we take.
+  if (word.load(std::memory_order_seq_cst) == 0) return false;
+  // seq_cst: closes the word; a registrant's later CAS fails, an earlier one is in what we see.
   const std::uintptr_t v = word.fetch_or(kClosed, std::memory_order_seq_cst);
-  const auto push = [&run](std::uintptr_t p) {
-    if (p == 0 || p == kSlotTaken) return;
-    auto* cb = reinterpret_cast<Callback*>(p);
-    cb->next = run;
-    run = cb;
-  };
-  // Acquire: the bridge was published before its flag was set.
-  if (v & kBridge) push(bits_of(c->stop_bridge.load(std::memory_order_acquire)));
-  if ((v & kChunkTag) == 0) {
-    push(v & ~kFlags);
-    return;
+  if (v & kBridge) {  // counted: running it later never makes anyone wait
+    // Acquire: the bridge was published before its flag was set.
+    Callback* b = c->stop_bridge.load(std::memory_order_acquire);
+    b->next = run.claimed;
+    run.claimed = b;
   }
-  for (CallbackChunk* k = chunk_of(v); k != nullptr; k = k->next)
-    // acq_rel: taking a slot decides against a concurrent removal of the same callback.
-    for (auto& s : k->slot) push(s.exchange(kSlotTaken, std::memory_order_acq_rel));
+  return chunk_of(v) != nullptr;
+}
+
+void queue_callbacks(CancelNode* c, RunQueue& run) noexcept {
+  // Relaxed: this thread closed the word, after reading the chunk behind it.
+  CallbackChunk* first = chunk_of(c->tail.callbacks.load(std::memory_order_relaxed));
+  first->run_next = run.nodes;
+  run.nodes = c;
+}
+
+void take_callbacks_now(CancelNode* c, RunQueue& run) noexcept {
+  CallbackChunk* k = chunk_of(c->tail.callbacks.load(std::memory_order_relaxed));
+  int i = 0;
+  while (Callback* cb = take_next(k, i)) {
+    cb->next = run.claimed;
+    run.claimed = cb;
+  }
+}
+
+void run_callbacks(RunQueue& run) noexcept {
+  CancelNode* node = nullptr;  // whose callbacks are being claimed; held by the queue
+  CallbackChunk* k = nullptr;
+  int i = 0;
+  detail::run_claimed([&]() -> Callback* {
+    if (Callback* cb = run.claimed) {
+      run.claimed = cb->next;  // read first: running may end the callback's life
+      return cb;
+    }
+    for (;;) {
+      if (node != nullptr) {
+        if (Callback* cb = take_next(k, i)) return cb;
+        detail::release<EpochTree>(std::exchange(node, nullptr));
+      }
+      if (run.nodes == nullptr) return nullptr;
+      node = run.nodes;
+      k = chunk_of(node->tail.callbacks.load(std::memory_order_relaxed));  // ours: see above
+      run.nodes = k->run_next;
+      i = 0;
+    }
+  });
 }
 
 void free_callback_chunks(CancelNode* c) noexcept {
   const std::uintptr_t v = c->tail.callbacks.load(std::memory_order_relaxed);  // last user
-  if ((v & kChunkTag) == 0) return;
-  for (CallbackChunk* k = chunk_of(v); k != nullptr;) delete std::exchange(k, k->next);
+  for (CallbackChunk* k = chunk_of(v); k != nullptr;)
+    delete std::exchange(k, k->next.load(std::memory_order_relaxed));
 }
 
 // Waiters: a table of counters and futex words shared by all nodes (hashed by address), so a node

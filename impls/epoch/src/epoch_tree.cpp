@@ -27,18 +27,6 @@ constexpr std::uint64_t kComplete = EpochTree::kComplete;
 
 CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anchor; }
 
-// A counted reference taken from a pointer read under a guard; fails if the node's last handle
-// is already gone (then it is complete and about to be retired).
-bool try_ref(CancelNode* n) noexcept {
-  std::uint32_t r = n->refs.load(std::memory_order_relaxed);
-  // Acquire on success: we then read fields of n written before its publication.
-  while (r != 0)
-    if (n->refs.compare_exchange_weak(r, r + 1, std::memory_order_acquire,
-                                      std::memory_order_relaxed))
-      return true;
-  return false;
-}
-
 void unref(CancelNode* n) noexcept { detail::release<EpochTree>(n); }
 
 // ---- freeing -----------------------------------------------------------------------------------
@@ -318,9 +306,16 @@ void remove_from_parent(CancelNode* c) noexcept {
 
 // Side effects of completing n (by the thread whose CAS did it): wake waiters, take callbacks,
 // release the timer.
-void completed(CancelNode* n, std::uint64_t word, Callback*& run) noexcept {
+void completed(CancelNode* n, std::uint64_t word, RunQueue& run) noexcept {
   wake_waiters(n);
-  take_callbacks(n, run);
+  if (take_callbacks(n, run)) {
+    // DoneCallback and after_func registrations hold a reference, so a node whose last handle
+    // is gone has none left to wait for: its callbacks can be claimed at once.
+    if (try_ref(n))
+      queue_callbacks(n, run);
+    else
+      take_callbacks_now(n, run);
+  }
   if (word & EpochTree::kTimerBit) detail::stop_deadline<EpochTree>(n);
 }
 
@@ -344,7 +339,7 @@ bool claim_inherited(CancelNode* y, std::uint64_t err, std::uint64_t& w) noexcep
 // every live node, descends into every unfinished one — also into those another thread is
 // walking — and sets kComplete bottom-up. Holds a reference to every node on the path below root,
 // so climbing back up (through parent pointers) and re-pinning are safe.
-void help(CancelNode* root, Callback*& run) noexcept {
+void help(CancelNode* root, RunQueue& run) noexcept {
   if (root->word.load(std::memory_order_acquire) & kComplete) return;  // pairs with fetch_or
   epoch::Guard guard;
   unsigned steps = 0;
@@ -407,14 +402,6 @@ void help(CancelNode* root, Callback*& run) noexcept {
   }
 }
 
-void run_callbacks(Callback* run) noexcept {
-  while (run != nullptr) {
-    Callback* next = run->next;  // read first: running may end the callback's life
-    detail::run_callback(run);
-    run = next;
-  }
-}
-
 // The cause word staged by an explicit cancel: ours, or an earlier one's.
 std::uint64_t stage_cause(CancelNode* c, std::uint32_t err, std::error_code cause) noexcept {
   const std::uint64_t staged =
@@ -465,7 +452,7 @@ void EpochTree::cancel(CancelNode* c, errc err, std::error_code cause) noexcept 
     bits = static_cast<std::uint32_t>(staged >> kStagedErrShift) & 3;
     how = kCauseExplicit;
   }
-  Callback* run = nullptr;
+  RunQueue run;
   std::uint64_t w = c->word.load(std::memory_order_acquire);
   while ((w & kErrBits) == 0) {
     const std::uint64_t done =

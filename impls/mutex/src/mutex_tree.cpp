@@ -40,21 +40,40 @@ namespace {
 
 using CancelNode = MutexTree::CancelNode;
 
-// Marks `c` done (caller holds c->mu and has checked it is live) and moves its callbacks onto
-// `run`, the walk's list of callbacks to run once no lock is held.
-void complete_locked(CancelNode* c, std::uint32_t err, std::error_code cause, Callback*& run) {
+// Marks `c` done (caller holds c->mu and has checked it is live) and, if it has callbacks, queues
+// it on `run` with a reference: they stay registered until run_callbacks pops them. The
+// reference is safe to take: c is linked in its parent (its cancel function holds it) or is the
+// node the caller holds.
+void complete_locked(CancelNode* c, std::uint32_t err, std::error_code cause, CancelNode*& run) {
   c->cause = cause;
   c->done.publish(err, /*walking=*/true);
-  for (Callback* cb = c->first_callback; cb != nullptr;) {
-    Callback* next = cb->next;
-    cb->owner = nullptr;
-    cb->prev = nullptr;
-    cb->next = run;
-    run = cb;
-    cb = next;
+  if (c->first_callback != nullptr) {
+    detail::retain<MutexTree>(c);
+    c->run_next = run;
+    run = c;
   }
-  c->first_callback = nullptr;
   if (c->kind == Kind::timer) detail::stop_deadline<MutexTree>(c);
+}
+
+// Unlinks cb from c's callback list (caller holds c->mu).
+void unlink_callback(CancelNode* c, Callback* cb) noexcept {
+  if (cb->prev != nullptr)
+    cb->prev->next = cb->next;
+  else
+    c->first_callback = cb->next;
+  if (cb->next != nullptr)
+    cb->next->prev = cb->prev;
+  else
+    c->last_callback = cb->prev;
+  cb->owner = cb->prev = cb->next = nullptr;
+}
+
+// Claims the oldest callback still registered on completed c, or null.
+Callback* claim_callback(CancelNode* c) noexcept {
+  std::lock_guard lock(c->mu);
+  Callback* cb = c->last_callback;
+  if (cb != nullptr) unlink_callback(c, cb);  // owner null: remove_listener now refuses it
+  return cb;
 }
 
 // Unlinks the first child of `p` (caller holds p->mu).
@@ -70,7 +89,7 @@ CancelNode* pop_child(CancelNode* p) noexcept {
 
 // Completes every live descendant of `root` (already completed by this thread), depth first, hand
 // over hand: at most a parent's and a child's mutex are held at once, parent first.
-void walk(CancelNode* root, std::uint32_t err, std::error_code cause, Callback*& run) {
+void walk(CancelNode* root, std::uint32_t err, std::error_code cause, CancelNode*& run) {
   CancelNode* cur = root;
   for (;;) {
     CTXTREE_HOOK(cancel_step);
@@ -100,11 +119,11 @@ void walk(CancelNode* root, std::uint32_t err, std::error_code cause, Callback*&
   }
 }
 
-void run_callbacks(Callback* run) noexcept {
-  while (run != nullptr) {
-    Callback* next = run->next;  // read first: running may end the callback's life
-    detail::run_callback(run);
-    run = next;
+void run_callbacks(CancelNode* run) noexcept {
+  while (CancelNode* c = run) {
+    run = c->run_next;
+    detail::run_claimed([c] { return claim_callback(c); });
+    detail::release<MutexTree>(c);
   }
 }
 
@@ -112,7 +131,7 @@ void run_callbacks(Callback* run) noexcept {
 
 void MutexTree::cancel(CancelNode* c, errc err, std::error_code cause) noexcept {
   const auto bits = static_cast<std::uint32_t>(err);
-  Callback* run = nullptr;
+  CancelNode* run = nullptr;
   if (c->done.err_bits() != 0) {  // done already (RAII after an explicit cancel): no lock
     c->done.wait_walk();
     return;
@@ -154,20 +173,18 @@ bool MutexTree::add_listener(CancelNode* c, Callback* cb) {
   cb->owner = c;
   cb->prev = nullptr;
   cb->next = c->first_callback;
-  if (c->first_callback != nullptr) c->first_callback->prev = cb;
+  if (c->first_callback != nullptr)
+    c->first_callback->prev = cb;
+  else
+    c->last_callback = cb;
   c->first_callback = cb;
   return true;
 }
 
 bool MutexTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
   std::lock_guard lock(c->mu);
-  if (cb->owner != c) return false;  // the completing walk took it
-  if (cb->prev != nullptr)
-    cb->prev->next = cb->next;
-  else
-    c->first_callback = cb->next;
-  if (cb->next != nullptr) cb->next->prev = cb->prev;
-  cb->owner = cb->prev = cb->next = nullptr;
+  if (cb->owner != c) return false;  // the completer claimed it
+  unlink_callback(c, cb);
   return true;
 }
 

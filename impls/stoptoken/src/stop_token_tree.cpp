@@ -14,52 +14,63 @@ namespace {
 
 using CancelNode = StopTokenTree::CancelNode;
 
+struct ListenerReg;
+
 // The cancelling thread's work: set only inside cancel(), where no user code runs.
 struct DrainState {
   bool active = false;
   CancelNode* stack = nullptr;  // claimed nodes whose source is still to be stopped
-  Callback* run = nullptr;      // callbacks to run once the drain is over
+  ListenerReg* run = nullptr;   // registrations whose callbacks to claim and run after the drain
 };
 thread_local DrainState tls_drain;
 
-// A callback's std::stop_callback. Callback::tree_word holds, in its low bits, who claimed the
-// callback first — the stop (a drain, or the registration itself when the source is already
-// stopped) or remove_listener; the claimer owns the run-or-skip decision. The std::stop_callback
-// constructor still writes to the registration after publishing it, so a drain that claims the
-// callback deletes the registration only once add_listener has set kRegistered; if it has not,
-// the drain sets kDrainDone and add_listener deletes it.
-constexpr std::uintptr_t kClaimMask = 3;
-constexpr std::uintptr_t kClaimedByDrain = 1;
-constexpr std::uintptr_t kClaimedInline = 2;
-constexpr std::uintptr_t kClaimedByRemove = 3;
-constexpr std::uintptr_t kRegistered = 4;
-constexpr std::uintptr_t kDrainDone = 8;
-
-// Sets the claim bits if nobody has claimed `cb`. acq_rel: the winner owns the callback and sees
-// the registration; pairs with the other claimers and with add_listener's fetch_or.
-bool claim(Callback* cb, std::uintptr_t who) noexcept {
-  std::uintptr_t w = cb->tree_word.load(std::memory_order_acquire);
-  do {
-    if (w & kClaimMask) return false;
-  } while (!cb->tree_word.compare_exchange_weak(w, w | who, std::memory_order_acq_rel,
-                                                std::memory_order_acquire));
-  return true;
-}
+// A callback's std::stop_callback, owned by counted references: the callback's registration
+// (dropped by the claimer), add_listener while it constructs the std::stop_callback, and the
+// drain's run list while it holds the registration. `word` records who claimed the callback
+// first — the thread that runs it after a drain, the registration itself when the source was
+// already stopped, or remove_listener; the claimer owns the run-or-skip decision. A drain does
+// not claim: the std::stop_callback only queues the registration, and the callback is claimed
+// when its turn to run comes, so until then remove_listener withdraws it without waiting.
+constexpr std::uint32_t kClaimedByRunner = 1;
+constexpr std::uint32_t kClaimedInline = 2;
+constexpr std::uint32_t kClaimedByRemove = 3;
 
 struct ListenerReg {
   struct Invoke {
-    Callback* cb;
-    void operator()() const noexcept {
-      const bool draining = tls_drain.active;
-      if (!claim(cb, draining ? kClaimedByDrain : kClaimedInline)) return;
-      if (draining) {
-        cb->next = tls_drain.run;
-        tls_drain.run = cb;
-      }
-    }
+    ListenerReg* reg;
+    void operator()() const noexcept;
   };
+  explicit ListenerReg(Callback* cb) noexcept : cb(cb) {}
+  void unref(std::uint32_t n = 1) noexcept {
+    // acq_rel: the last owner must see every other owner's writes before deleting.
+    if (refs.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
+  }
+  // Sets the claim if nobody has claimed the callback. acq_rel: one winner, which sees the
+  // registration (pairs with the other claimers).
+  bool claim(std::uint32_t who) noexcept {
+    std::uint32_t none = 0;
+    return word.compare_exchange_strong(none, who, std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+  }
+
+  Callback* const cb;
+  std::atomic<std::uint32_t> refs{2};  // the registration and add_listener
+  std::atomic<std::uint32_t> word{0};
+  ListenerReg* run_next = nullptr;  // the drain's run list; written only by that thread
   std::optional<std::stop_callback<Invoke>> registration;
 };
+
+void ListenerReg::Invoke::operator()() const noexcept {
+  if (!tls_drain.active) {
+    reg->claim(kClaimedInline);  // inside the constructor: the source was stopped already
+    return;
+  }
+  // Relaxed: from a live reference (the registration cannot end while this runs: its
+  // std::stop_callback destructor waits for us).
+  reg->refs.fetch_add(1, std::memory_order_relaxed);
+  reg->run_next = tls_drain.run;
+  tls_drain.run = reg;
+}
 
 void drain() noexcept;
 
@@ -191,36 +202,44 @@ void StopTokenTree::cancel(CancelNode* c, errc err, std::error_code cause) noexc
   CTXTREE_HOOK(remove_child);
   if (c->cancel_parent != nullptr) leave_parent_set(c);
   c->link.reset();
-  for (Callback* cb = std::exchange(tls_drain.run, nullptr); cb != nullptr;) {
-    Callback* next = cb->next;  // read first: running may end the callback's life
-    auto* reg = static_cast<ListenerReg*>(cb->owner);
-    // acq_rel: pairs with add_listener's fetch_or; whoever sets the second bit deletes.
-    if (cb->tree_word.fetch_or(kDrainDone, std::memory_order_acq_rel) & kRegistered) delete reg;
-    detail::run_callback(cb);
-    cb = next;
-  }
+  // A claimed callback's registration is dropped only once the callback has run: until then its
+  // owner may still call remove_listener (after a successful try_stop), which reads it.
+  ListenerReg* run = std::exchange(tls_drain.run, nullptr);
+  ListenerReg* ran = nullptr;
+  detail::run_claimed([&run, &ran]() -> Callback* {
+    if (ran != nullptr) std::exchange(ran, nullptr)->unref(2);  // ours and the registration's
+    while (ListenerReg* reg = run) {
+      run = reg->run_next;
+      if (reg->claim(kClaimedByRunner)) {
+        ran = reg;
+        return reg->cb;
+      }
+      reg->unref();  // remove_listener withdrew it
+    }
+    return nullptr;
+  });
 }
 
 bool StopTokenTree::add_listener(CancelNode* c, Callback* cb) {
   CTXTREE_HOOK(callback_register);
   if (c->done.err_bits() != 0) return false;
-  auto* reg = new ListenerReg;
-  cb->owner = reg;  // before registering: a drain may take the callback at once
-  cb->tree_word.store(0, std::memory_order_relaxed);
-  reg->registration.emplace(c->source.get_token(), ListenerReg::Invoke{cb});
-  // acq_rel: pairs with the drain's fetch_or of kDrainDone (see kRegistered).
-  const std::uintptr_t w = cb->tree_word.fetch_or(kRegistered, std::memory_order_acq_rel);
-  if ((w & kClaimMask) == kClaimedInline) {
-    delete reg;  // the source was already stopped
+  auto* reg = new ListenerReg(cb);
+  cb->owner = reg;  // read by remove_listener, which the owner calls after this returns
+  reg->registration.emplace(c->source.get_token(), ListenerReg::Invoke{reg});
+  // Acquire: an inline claim happened on this thread; a runner's claim needs no reading here.
+  if (reg->word.load(std::memory_order_acquire) == kClaimedInline) {
+    reg->unref(2);  // the source was already stopped: nothing stays registered
     return false;
   }
-  if (w & kDrainDone) delete reg;  // a drain took and finished the callback already
+  reg->unref();  // add_listener's own reference
   return true;
 }
 
 bool StopTokenTree::remove_listener(CancelNode*, Callback* cb) noexcept {
-  if (!claim(cb, kClaimedByRemove)) return false;  // a stop took it; it owns the registration
-  delete static_cast<ListenerReg*>(cb->owner);     // deregisters; waits out a losing Invoke
+  auto* reg = static_cast<ListenerReg*>(cb->owner);
+  if (!reg->claim(kClaimedByRemove)) return false;  // a runner claimed it; it runs or skips it
+  reg->registration.reset();  // deregisters; waits out an Invoke running on another thread
+  reg->unref();               // the registration's reference; a drain may still hold one
   return true;
 }
 

@@ -104,8 +104,8 @@ struct EpochTree::CancelNode : detail::CancelBase<EpochTree> {
     // Dead once the node is retired (no child, no handle is left to read it): ctxtree/epoch's
     // one-word Retired header overwrites it.
     std::atomic<std::uint64_t> cause_word{0};
-    // Callbacks: 0, one Callback*, or a chunk list (tag 2); bit 0 closes it at completion. The
-    // thread that completed the node may still take them after the node is retired.
+    // Callbacks: 0 or the first chunk of a slot list (epoch_listeners.cpp); bit 0 closes it at
+    // completion. The completer claims them after its walk, holding a reference to the node.
     std::atomic<std::uintptr_t> callbacks{0};
   } tail;
   // Children and done state (see above). Error bits are set once; kComplete once, after them.

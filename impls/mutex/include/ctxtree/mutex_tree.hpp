@@ -13,6 +13,10 @@
 // Lifetime: a node linked in its parent's list is alive (its CancelFunc holds it, and the
 // CancelFunc's destructor cancels and unlinks under the parent's lock before releasing it); a node
 // whose walk is in progress is alive (every release path first cancels, which waits for the walk).
+//
+// Callbacks stay in a completed node's list until its completer pops them, one at a time under
+// the node's mutex, running each before popping the next (detail::run_claimed); the completer
+// holds a reference to the node meanwhile. A callback still listed is removed without waiting.
 #pragma once
 
 #include <cstddef>
@@ -60,7 +64,12 @@ struct MutexTree::CancelNode : detail::CancelBase<MutexTree> {
   // Guarded by mu; emptied by the walk that completes this node:
   CancelNode* first_child = nullptr;
   detail::Callback* first_callback = nullptr;
+  detail::Callback* last_callback = nullptr;  // the oldest: the completer pops from here
   std::size_t children = 0;
+
+  // The completer's queue of completed nodes whose callbacks it still has to run; written and
+  // read only by that thread.
+  CancelNode* run_next = nullptr;
 };
 
 struct MutexTree::TimerNode : MutexTree::CancelNode, detail::TimerEntry {

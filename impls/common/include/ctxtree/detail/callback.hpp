@@ -2,7 +2,11 @@
 // stop_token), shared by every tree.
 //
 // A tree keeps registered callbacks in its own structure (the link fields below are the tree's)
-// and, when it completes the node, calls run_callback() on each one after releasing its locks.
+// and, when it completes the node, runs them with run_claimed() after releasing its locks: it
+// leaves them registered on their completed nodes and claims each one only when the previous one
+// has returned. A callback not yet claimed is still registered, so its owner's destructor (inside
+// a sibling, or on another thread) removes it without waiting; only a claimed one is waited for,
+// and that wait lasts at most this one callback's run.
 // Whether a callback runs or is stopped is decided here, on `state`, by one CAS — so exactly one
 // of "stop returned true" and "f ran" happens, whatever the race (Go's once-flag).
 //
@@ -45,6 +49,14 @@ struct Callback {
 // Runs `cb` unless it was stopped, then ends the registration. Called by the thread that
 // completes the node, with no lock held.
 void run_callback(Callback* cb) noexcept;
+
+// Runs the callbacks of a completion one at a time: `claim()` takes the next one off its node for
+// this thread (the tree's claim is the one-winner decision against remove_listener) or returns
+// null once none is left; each runs before the next is claimed.
+template <class Claim>
+void run_claimed(Claim&& claim) noexcept {
+  while (Callback* cb = claim()) run_callback(cb);
+}
 
 // armed → stopped. True if this call kept the function from running.
 inline bool try_stop(Callback* cb) noexcept {
