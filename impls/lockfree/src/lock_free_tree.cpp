@@ -376,11 +376,6 @@ bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
   return true;
 }
 
-void unreserve(const Reservation& r) noexcept {
-  const std::uint64_t b = clear_slot(r.word, r.bit, /*only_open=*/true);
-  if (!(b & kClosed)) note_free_slot(r.extras, r.word, b);
-}
-
 }  // namespace lockfree
 
 namespace {
@@ -489,9 +484,8 @@ void enter(Extras* e) noexcept {
 // reference each held to its own parent (LockFreeTree::destroy left it to us).
 void free_deferred(CancelNode* c) noexcept {
   while (c != nullptr) {
-    // Relaxed: the gate CAS that handed us the list ordered the push.
-    const auto link =
-        reinterpret_cast<std::uintptr_t>(c->stop_bridge.load(std::memory_order_relaxed));
+    // Plain: the gate CAS that handed us the list ordered its write.
+    const std::uintptr_t link = c->deferred_next;
     detail::Node<LockFreeTree>* parent = c->parent;
     free_node(c);
     if (link & 1) detail::count_freed(LockFreeTree::index);
@@ -653,9 +647,7 @@ bool unlink_dead(CancelNode* c) noexcept {
   if ((g & kGateCountMask) == 0) return true;
   const std::uintptr_t counted = count_deferred();
   for (;;) {
-    // The deferred-list link lives in stop_bridge, released before destroy() and unread after.
-    c->stop_bridge.store(reinterpret_cast<detail::StopBridge*>((g & kPtrMask) | counted),
-                         std::memory_order_relaxed);  // ordered by the release CAS below
+    c->deferred_next = (g & kPtrMask) | counted;  // ordered by the release CAS below
     // release: the last walker out frees c after our last touch; acquire on failure: if the
     // walkers left, their reads of c happen before our free.
     if (e->gate.compare_exchange_weak(g, (g & ~kPtrMask) | reinterpret_cast<std::uintptr_t>(c),
@@ -777,26 +769,8 @@ bool LockFreeTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
 }
 
 std::stop_token LockFreeTree::stop_token(CancelNode* c) {
-  // Acquire: pairs with the CAS below on another thread.
-  detail::StopBridge* b = c->stop_bridge.load(std::memory_order_acquire);
-  if (b == nullptr) {
-    // Everything that can throw comes first, so a failure leaves no half-installed bridge.
-    auto fresh = std::make_unique<detail::StopBridge>();
-    const Reservation r = lockfree::reserve(c, HookPoint::callback_register);
-    if (c->stop_bridge.compare_exchange_strong(b, fresh.get(), std::memory_order_acq_rel,
-                                               std::memory_order_acquire)) {
-      b = fresh.release();
-      const bool registered =
-          r.word != nullptr &&
-          lockfree::publish(r, reinterpret_cast<std::uintptr_t>(b) | kCallbackTag, kCallbackHint,
-                            HookPoint::callback_register);
-      // The bridge is never removed: its registration ends when the node completes.
-      if (!registered) detail::run_callback(b);  // done already: stop now, drop that reference
-    } else if (r.word != nullptr) {
-      lockfree::unreserve(r);
-    }
-  }
-  return b->source.get_token();
+  // The shared bridge registers before it publishes: a token handed out is always registered.
+  return detail::bridge_stop_token<LockFreeTree>(c);
 }
 
 std::size_t LockFreeTree::child_count(const CancelNode* c) noexcept {
