@@ -24,15 +24,7 @@ bool SecondTokenAfterFirstCallFrozenAt(int step) {
     freezer.Disarm();
     finished.store(true, std::memory_order_release);
   });
-  const auto limit = std::chrono::steady_clock::now() + 60s;
-  while (!freezer.frozen() && !finished.load(std::memory_order_acquire)) {
-    if (std::chrono::steady_clock::now() > limit) {
-      ADD_FAILURE() << "the first stop_token() call neither froze nor finished, step " << step;
-      std::abort();  // the thread still uses this frame
-    }
-    std::this_thread::sleep_for(50us);
-  }
-  const bool reached = freezer.frozen();
+  const bool reached = freezer.AwaitFrozen(&finished);
   if (reached) {
     const std::stop_token second = ctx.stop_token();
     const std::thread::id self = std::this_thread::get_id();
