@@ -17,6 +17,7 @@
 
 #include <ctxtree/ctxtree.hpp>
 
+#include "first_token.hpp"
 #include "hook.hpp"
 #include "report.hpp"
 #include "runner.hpp"
@@ -132,7 +133,8 @@ bool run_tree(const stress::Options& opt) {
       static_cast<long long>(t.max_lateness_ns / 1000),
       static_cast<unsigned long long>(t.lateness_samples), t.elapsed, t.pass ? "PASS" : "FAIL");
   std::fflush(stdout);
-  return t.pass;
+  const bool tokens = stress::run_first_token_race<Tree>(opt.threads, opt.seconds, seed);
+  return t.pass && tokens;
 }
 
 }  // namespace
