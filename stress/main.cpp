@@ -18,6 +18,7 @@
 #include <ctxtree/ctxtree.hpp>
 
 #include "callback_churn.hpp"
+#include "first_token.hpp"
 #include "hook.hpp"
 #include "report.hpp"
 #include "runner.hpp"
@@ -134,7 +135,8 @@ bool run_tree(const stress::Options& opt) {
       static_cast<unsigned long long>(t.lateness_samples), t.elapsed, t.pass ? "PASS" : "FAIL");
   std::fflush(stdout);
   const bool churn_pass = stress::churn::run_callback_churn<Tree>(opt, seed);
-  return t.pass && churn_pass;
+  const bool tokens = stress::run_first_token_race<Tree>(opt.threads, opt.seconds, seed);
+  return t.pass && churn_pass && tokens;
 }
 
 }  // namespace

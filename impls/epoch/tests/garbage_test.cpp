@@ -101,16 +101,22 @@ TEST(EpochGarbage, CancelWalkOfLargeSubtreeDoesNotHoldBackReclamation) {
   kids.reserve(300'000);
   for (int i = 0; i < 300'000; ++i) kids.push_back(ctxtree::with_cancel(root));
   auto [other, cancel_other] = ctxtree::with_cancel(ctxtree::background<Tree>());
-  std::atomic<bool> walking{false}, done{false};
+  std::atomic<bool> churning{false}, done{false};
   std::thread churner([&, &other = other] {
-    while (!walking.load()) std::this_thread::yield();
     while (!done.load()) {
       auto [c, cancel] = ctxtree::with_cancel(other);
       cancel();
+      churning.store(true);
     }
   });
-  walking.store(true);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the churner is running
+  // The churner has made and freed a node: it is running when the walk starts.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!churning.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+  if (!churning.load()) {
+    done.store(true);
+    churner.join();
+    FAIL() << "the churner did not make a node within 60 s";
+  }
   const std::uint64_t before = ctxtree::epoch::current_epoch();
   cancel_root();
   const std::uint64_t advanced = ctxtree::epoch::current_epoch() - before;

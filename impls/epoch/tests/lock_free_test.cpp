@@ -95,7 +95,16 @@ TEST_F(EpochLockFree, OthersFinishWhileOneThreadIsFrozenAtAnyStep) {
       tl_steps = 0;
       frozen_script(f);
     });
-    while (!g_frozen.load()) std::this_thread::yield();
+    // Bounded: the script takes the same steps as when counted, but a change that made it take
+    // fewer must fail, not hang. The frozen thread may still use the fixture: no return.
+    const auto frozen_by = std::chrono::steady_clock::now() + 60s;
+    while (!g_frozen.load()) {
+      if (std::chrono::steady_clock::now() > frozen_by) {
+        std::fprintf(stderr, "the script never reached step %d\n", k);
+        std::abort();
+      }
+      std::this_thread::yield();
+    }
     // The frozen thread holds whatever it holds; the others must finish on their own.
     std::atomic<int> finished{0}, bad{0};
     std::thread churn([&] {

@@ -92,8 +92,6 @@ Reservation reserve(LockFreeTree::CancelNode* p, detail::HookPoint point);
 // Stores `entry` and publishes the slot; false (nothing registered) if the set was closed.
 bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
              detail::HookPoint point) noexcept;
-// Gives back a reservation that will not be published.
-void unreserve(const Reservation& r) noexcept;
 
 }  // namespace lockfree
 

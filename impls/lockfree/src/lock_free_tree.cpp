@@ -208,12 +208,13 @@ std::uint64_t close_word(Word* w) noexcept {
 // bits before the call (kClosed set there means nothing was cleared when `only_open`).
 std::uint64_t clear_slot(Word* w, unsigned bit, bool only_open) noexcept {
   const std::uint64_t mask = reserved_bit(bit) | published_bit(bit);
-  std::uint64_t b = w->bits.load(std::memory_order_relaxed);
+  // Acquire (also on failure): a caller told kClosed sees the completion the close followed.
+  std::uint64_t b = w->bits.load(std::memory_order_acquire);
   do {
     if (only_open && (b & kClosed)) return b;
     // seq_cst: in a closed word this is a dying child's clear, ordered against walkers' reads.
   } while (!w->bits.compare_exchange_weak(b, b & ~mask, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed));
+                                          std::memory_order_acquire));
   return b;
 }
 
@@ -259,9 +260,9 @@ Word* grow(Extras* e, HookPoint point) {
     return nullptr;
   hook(point);
   std::uint64_t b = kPending;
-  // Relaxed: opening only admits reservations; publication orders the slots. Fails if a closer
-  // got here first.
-  if (!w->bits.compare_exchange_strong(b, 0, std::memory_order_relaxed, std::memory_order_relaxed))
+  // Fails if a closer got here first; acquire then: our caller reads the node's state, completed
+  // before the close. (Opening needs no order, but GCC rejects a failure order above success's.)
+  if (!w->bits.compare_exchange_strong(b, 0, std::memory_order_acquire, std::memory_order_acquire))
     return nullptr;
   hook(point);
   e->nonfull.fetch_add(1, std::memory_order_relaxed);  // relaxed: a search hint
@@ -273,7 +274,8 @@ Word* grow(Extras* e, HookPoint point) {
 Word* other_word(Extras* e, Word* from, HookPoint point) {
   if (e->nonfull.load(std::memory_order_relaxed) > 0) {  // relaxed: a search hint
     for (Word* w = next_or_first(e, from); w != from; w = next_or_first(e, w)) {
-      const std::uint64_t b = w->bits.load(std::memory_order_relaxed);  // CAS re-checks
+      // Acquire: when kClosed is seen, our caller then reads the state completed before the close.
+      const std::uint64_t b = w->bits.load(std::memory_order_acquire);
       if (b & kClosed) return nullptr;
       if (!(b & kPending) && (b & kReservedAll) != kReservedAll) {
         e->cursor.store(w, std::memory_order_release);  // release: readers dereference it
@@ -295,14 +297,15 @@ Extras* install_extras(CancelNode* p, HookPoint point) {
       e = fresh.release();
     hook(point);
   }
-  std::uint64_t s = p->state.load(std::memory_order_relaxed);  // the CAS re-checks
+  // Acquire (also on failure): a refused registrant (a callback run at once) sees the completion.
+  std::uint64_t s = p->state.load(std::memory_order_acquire);
   do {
     if (s & LockFreeTree::kErrMask) return nullptr;
     if (s & LockFreeTree::kHasExtras) return e;
     // release: whoever sees kHasExtras (the completion CAS continues this release sequence) sees
     // `extras`. One word with completion: kHasExtras lands before it or not at all.
   } while (!p->state.compare_exchange_weak(s, s | LockFreeTree::kHasExtras,
-                                           std::memory_order_release, std::memory_order_relaxed));
+                                           std::memory_order_release, std::memory_order_acquire));
   hook(point);
   return e;
 }
@@ -334,13 +337,16 @@ Reservation reserve(CancelNode* p, HookPoint point) {
                 : e->cursor.load(std::memory_order_acquire);  // acquire: we dereference it
   bool moved = false;
   for (;;) {
-    std::uint64_t b = w->bits.load(std::memory_order_relaxed);  // the CAS re-checks
+    // Acquire (also on the CAS's failure): seeing kClosed, the caller then reads p's state, which
+    // was completed before the close (the closer's fetch_or heads a release sequence).
+    std::uint64_t b = w->bits.load(std::memory_order_acquire);
     while (!(b & (kClosed | kPending)) && (b & kReservedAll) != kReservedAll) {
       const unsigned bit = static_cast<unsigned>(std::countr_zero(~b & kReservedAll));
       const std::uint64_t claimed = b | reserved_bit(bit);
-      // Relaxed: a reservation only claims the slot; the publishing CAS orders its contents.
-      if (w->bits.compare_exchange_weak(b, claimed, std::memory_order_relaxed,
-                                        std::memory_order_relaxed)) {
+      // A reservation only claims the slot (the publishing CAS orders it); acquire on success too
+      // only because GCC rejects a failure order above success's.
+      if (w->bits.compare_exchange_weak(b, claimed, std::memory_order_acquire,
+                                        std::memory_order_acquire)) {
         hook(point);
         if ((claimed & kReservedAll) == kReservedAll)
           e->nonfull.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a search hint
@@ -365,20 +371,17 @@ bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
              HookPoint point) noexcept {
   r.word->slots[r.bit].store(entry, std::memory_order_relaxed);  // ordered by the CAS below
   const std::uint64_t add = published_bit(r.bit) | flags;
-  std::uint64_t b = r.word->bits.load(std::memory_order_relaxed);  // the CAS re-checks
+  // Acquire (also on failure): a refused registrant then reads the state completed before the
+  // close (make_cancel copies it; a refused callback runs at once and may read err()).
+  std::uint64_t b = r.word->bits.load(std::memory_order_acquire);
   do {
     if (b & kClosed) return false;
     // release: a walker that acquires the published bit sees the entry and what it points to.
     // One word with the close: published before it (the walk finds it) or refused.
   } while (!r.word->bits.compare_exchange_weak(b, b | add, std::memory_order_release,
-                                               std::memory_order_relaxed));
+                                               std::memory_order_acquire));
   hook(point);
   return true;
-}
-
-void unreserve(const Reservation& r) noexcept {
-  const std::uint64_t b = clear_slot(r.word, r.bit, /*only_open=*/true);
-  if (!(b & kClosed)) note_free_slot(r.extras, r.word, b);
 }
 
 }  // namespace lockfree
@@ -489,9 +492,8 @@ void enter(Extras* e) noexcept {
 // reference each held to its own parent (LockFreeTree::destroy left it to us).
 void free_deferred(CancelNode* c) noexcept {
   while (c != nullptr) {
-    // Relaxed: the gate CAS that handed us the list ordered the push.
-    const auto link =
-        reinterpret_cast<std::uintptr_t>(c->stop_bridge.load(std::memory_order_relaxed));
+    // Plain: the gate CAS that handed us the list ordered its write.
+    const std::uintptr_t link = c->deferred_next;
     detail::Node<LockFreeTree>* parent = c->parent;
     free_node(c);
     if (link & 1) detail::count_freed(LockFreeTree::index);
@@ -653,9 +655,7 @@ bool unlink_dead(CancelNode* c) noexcept {
   if ((g & kGateCountMask) == 0) return true;
   const std::uintptr_t counted = count_deferred();
   for (;;) {
-    // The deferred-list link lives in stop_bridge, released before destroy() and unread after.
-    c->stop_bridge.store(reinterpret_cast<detail::StopBridge*>((g & kPtrMask) | counted),
-                         std::memory_order_relaxed);  // ordered by the release CAS below
+    c->deferred_next = (g & kPtrMask) | counted;  // ordered by the release CAS below
     // release: the last walker out frees c after our last touch; acquire on failure: if the
     // walkers left, their reads of c happen before our free.
     if (e->gate.compare_exchange_weak(g, (g & ~kPtrMask) | reinterpret_cast<std::uintptr_t>(c),
@@ -778,26 +778,8 @@ bool LockFreeTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
 }
 
 std::stop_token LockFreeTree::stop_token(CancelNode* c) {
-  // Acquire: pairs with the CAS below on another thread.
-  detail::StopBridge* b = c->stop_bridge.load(std::memory_order_acquire);
-  if (b == nullptr) {
-    // Everything that can throw comes first, so a failure leaves no half-installed bridge.
-    auto fresh = std::make_unique<detail::StopBridge>();
-    const Reservation r = lockfree::reserve(c, HookPoint::callback_register);
-    if (c->stop_bridge.compare_exchange_strong(b, fresh.get(), std::memory_order_acq_rel,
-                                               std::memory_order_acquire)) {
-      b = fresh.release();
-      const bool registered =
-          r.word != nullptr &&
-          lockfree::publish(r, reinterpret_cast<std::uintptr_t>(b) | kCallbackTag, kCallbackHint,
-                            HookPoint::callback_register);
-      // The bridge is never removed: its registration ends when the node completes.
-      if (!registered) detail::run_callback(b);  // done already: stop now, drop that reference
-    } else if (r.word != nullptr) {
-      lockfree::unreserve(r);
-    }
-  }
-  return b->source.get_token();
+  // The shared bridge registers before it publishes: a token handed out is always registered.
+  return detail::bridge_stop_token<LockFreeTree>(c);
 }
 
 std::size_t LockFreeTree::child_count(const CancelNode* c) noexcept {

@@ -147,7 +147,7 @@ TEST(ChildSetRace, LoserHelpsAFrozenWinner) {
     cancel_root();
     freezer.Disarm();
   });
-  while (!freezer.frozen()) std::this_thread::sleep_for(50us);
+  freezer.AwaitFrozen();
   EXPECT_TRUE(root.is_done());
   cancel_root();  // loses: helps
   for (auto& n : nodes) EXPECT_TRUE(n.first.is_done());
@@ -170,8 +170,7 @@ class FrozenWalker {
           freezer_.Disarm();
           finished_ = true;
         }) {
-    while (!freezer_.frozen() && !finished_) std::this_thread::sleep_for(50us);
-    if (!freezer_.frozen()) thread_.join();
+    if (!freezer_.AwaitFrozen(&finished_)) thread_.join();
   }
   FrozenWalker(const FrozenWalker&) = delete;
   FrozenWalker& operator=(const FrozenWalker&) = delete;

@@ -64,6 +64,16 @@ const Op kOps[] = {
      }},
 };
 
+// Waits for f's run to be counted; stop() returning false means only that f has started.
+bool RanWithin(const std::atomic<int>& ran, std::chrono::seconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (ran.load() == 0) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::yield();
+  }
+  return ran.load() == 1;
+}
+
 // The other threads' work while the victim is frozen. Every one must finish.
 std::vector<std::function<void()>> Others(Scene& s, std::atomic<int>& bad) {
   return {
@@ -97,10 +107,14 @@ std::vector<std::function<void()>> Others(Scene& s, std::atomic<int>& bad) {
       [&s, &bad] {
         for (int i = 10; i < 20; ++i) s.kids[static_cast<std::size_t>(i)] = {};
         for (int i = 0; i < 50; ++i) {
-          std::atomic<int> ran{0};
-          auto stop = ctxtree::after_func(s.kids[1].first, [&ran] { ran.fetch_add(1); });
-          const bool stopped = stop();
-          if (stopped == (ran.load() == 1)) bad.fetch_add(1);
+          // Shared with f, which may still run on another thread after this iteration.
+          auto ran = std::make_shared<std::atomic<int>>(0);
+          auto stop = ctxtree::after_func(s.kids[1].first, [ran] { ran->fetch_add(1); });
+          if (stop()) {
+            if (ran->load() != 0) bad.fetch_add(1);
+          } else if (!RanWithin(*ran, 10s)) {  // f started (or is about to, on its completer)
+            bad.fetch_add(1);
+          }
         }
       },
   };
@@ -122,9 +136,7 @@ bool FreezeAt(const Op& op, int step) {
       freezer.Disarm();
       finished.store(true, std::memory_order_release);
     });
-    while (!freezer.frozen() && !finished.load(std::memory_order_acquire))
-      std::this_thread::sleep_for(50us);
-    reached = freezer.frozen();
+    reached = freezer.AwaitFrozen(&finished);
     if (!reached) {
       freezer.Release();
       victim.join();

@@ -1,5 +1,6 @@
 #include "test_support.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -125,6 +126,19 @@ void Freezer::Arm(int n) {
 }
 
 void Freezer::Disarm() { tls_armed = false; }
+
+bool Freezer::AwaitFrozen(const std::atomic<bool>* finished, std::chrono::seconds limit) const {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!frozen() && (finished == nullptr || !finished->load(std::memory_order_acquire))) {
+    if (std::chrono::steady_clock::now() > end) {
+      std::fprintf(stderr, "the armed thread neither froze nor finished within %llds\n",
+                   static_cast<long long>(limit.count()));
+      std::abort();
+    }
+    std::this_thread::sleep_for(50us);  // polling: the flags carry the synchronisation
+  }
+  return frozen();
+}
 
 void Freezer::Release() { released_.store(true, std::memory_order_release); }
 

@@ -60,6 +60,10 @@ class Freezer {
   void Release();
   // Hook calls the armed thread made since Arm().
   int steps() const { return steps_.load(std::memory_order_acquire); }
+  // Waits until the armed thread is frozen or, if given, `finished` is set; returns frozen().
+  // After `limit` it aborts: the armed thread still uses the caller's frame.
+  bool AwaitFrozen(const std::atomic<bool>* finished = nullptr,
+                   std::chrono::seconds limit = 60s) const;
 
  private:
   static void Hook(ctxtree::detail::HookPoint) noexcept;

@@ -50,8 +50,11 @@
 // the acquire fetch_or/load of walkers. The walker's gate entry and its first read of a word are
 // seq_cst, as are a dying child's bit clear and its read of the gate: in the single total order
 // either the walker's read follows the clear (it skips the child) or the dying child sees the
-// walker counted (it defers its free). Everything else is acq_rel/acquire/release as noted at
-// each operation; relaxed only for hints and counters that decide nothing.
+// walker counted (it defers its free). A registrant or remover that finds a word closed (or a
+// pending word closed under it) learns so with acquire: the close follows the node's completion
+// CAS, so it then reads the node done (err, cause) even on weakly ordered CPUs. Everything else is
+// acq_rel/acquire/release as noted at each operation; relaxed only for hints and counters that
+// decide nothing.
 //
 // Lifetime: the caller of cancel() holds its node; a node reached by a walk is kept by the gate of
 // its parent, with its path (a deferred node drops its reference to its parent only when freed); a
@@ -127,6 +130,9 @@ struct LockFreeTree::CancelNode : detail::CancelBase<LockFreeTree> {
   // 48-63; 0 when not published. Written before publication; cleared by the cancel that unlinks
   // it from an open word; read by walkers only when found in a closed word (never cleared then).
   std::uintptr_t slot = 0;
+  // The next node on the parent gate's deferred list (a CancelNode*; bit 0: count this node freed
+  // when it is freed). Written once c is dying in a closed set, read by the walker that frees it.
+  std::uintptr_t deferred_next = 0;
 };
 
 struct LockFreeTree::TimerNode : LockFreeTree::CancelNode, detail::TimerEntry {
