@@ -12,10 +12,10 @@
 // that sees the error bits.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <optional>
 
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/futex.hpp"
 
 namespace ctxtree::detail {
@@ -79,7 +79,7 @@ class DoneWord {
     return true;
   }
 
-  mutable std::atomic<std::uint32_t> word_{0};
+  mutable Atomic<std::uint32_t> word_{0};
 };
 
 }  // namespace ctxtree::detail
