@@ -37,9 +37,16 @@ class DoneWord {
 
   // Sets the error once (the caller guarantees it is the only publisher) and wakes done-waiters.
   void publish(std::uint32_t err, bool walking) noexcept {
+#if CTXTREE_MUTANT(DONE_WAITERS_READ_BEFORE_PUBLISH)
+    // Planted bug: kWaiters read apart from the RMW misses a waiter announcing in between.
+    const std::uint32_t seen = word_.load(std::memory_order_acquire);
+    word_.fetch_or(err | (walking ? kWalking : 0), std::memory_order_acq_rel);
+    if (seen & kWaiters) futex_wake_all(word_);
+#else
     const std::uint32_t prev =
         word_.fetch_or(err | (walking ? kWalking : 0), std::memory_order_acq_rel);
     if (prev & kWaiters) futex_wake_all(word_);
+#endif
   }
 
   // Clears kWalking; wakes losers of the race waiting in wait_walk(). After this store the node
