@@ -1,0 +1,156 @@
+// ctxtree_model/atomic.hpp — ctxtree::detail::Atomic<T> over relacy's simulated atomics.
+//
+// Included by ctxtree/detail/atomic.hpp under CTXTREE_MODEL only. Atomic<T> has the member
+// signatures of std::atomic<T> that the protocols use, taking std::memory_order; each operation is
+// reported at the caller's file and line. -DCTXTREE_MODEL_RELAX=Class::function weakens every
+// atomic operation and fence called from a function whose name contains that text to relaxed:
+// the mutants that drop an acquire or a release.
+#pragma once
+
+#include <atomic>
+#include <cstring>
+#include <source_location>
+
+#include "ctxtree_model/relacy.hpp"
+
+namespace ctxtree_model {
+
+using Loc = std::source_location;
+
+inline rl::debug_info info(const Loc& loc) noexcept {
+  return rl::debug_info(loc.function_name(), loc.file_name(), loc.line());
+}
+
+inline rl::memory_order order(std::memory_order o, [[maybe_unused]] const Loc& loc) noexcept {
+#ifdef CTXTREE_MODEL_RELAX
+#define CTXTREE_MODEL_STR2(x) #x
+#define CTXTREE_MODEL_STR(x) CTXTREE_MODEL_STR2(x)
+  if (std::strstr(loc.function_name(), CTXTREE_MODEL_STR(CTXTREE_MODEL_RELAX)) != nullptr)
+    return rl::mo_relaxed;
+#endif
+  switch (o) {
+    case std::memory_order_relaxed:
+      return rl::mo_relaxed;
+    case std::memory_order_consume:
+      return rl::mo_consume;
+    case std::memory_order_acquire:
+      return rl::mo_acquire;
+    case std::memory_order_release:
+      return rl::mo_release;
+    case std::memory_order_acq_rel:
+      return rl::mo_acq_rel;
+    case std::memory_order_seq_cst:
+      return rl::mo_seq_cst;
+  }
+  return rl::mo_seq_cst;
+}
+
+// std::atomic's failure order for a one-order compare-exchange.
+constexpr std::memory_order failure_order(std::memory_order o) noexcept {
+  return o == std::memory_order_acq_rel   ? std::memory_order_acquire
+         : o == std::memory_order_release ? std::memory_order_relaxed
+                                          : o;
+}
+
+// Relacy accepts only the pre-C++17 pairs (failure no stronger than success, a release success
+// only with a relaxed failure); C++17 allows any failure order. Raise the success order to cover
+// the failure order: it can only add orderings the code asked for on the failure path.
+inline rl::memory_order success_order(rl::memory_order s, rl::memory_order f) noexcept {
+  if (f == rl::mo_seq_cst) return rl::mo_seq_cst;
+  if (f == rl::mo_acquire || f == rl::mo_consume) {
+    if (s == rl::mo_relaxed) return rl::mo_acquire;
+    if (s == rl::mo_release) return rl::mo_acq_rel;
+  }
+  return s;
+}
+
+}  // namespace ctxtree_model
+
+namespace ctxtree::detail {
+
+template <class T>
+class Atomic {
+ public:
+  // std::atomic<T>'s default constructor value-initialises (C++20).
+  Atomic(const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    a_.store(T{}, rl::mo_relaxed, ctxtree_model::info(loc));
+  }
+  Atomic(T v, const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    a_.store(v, rl::mo_relaxed, ctxtree_model::info(loc));
+  }
+  Atomic(const Atomic&) = delete;
+  Atomic& operator=(const Atomic&) = delete;
+
+  T load(std::memory_order o = std::memory_order_seq_cst,
+         const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) const noexcept {
+    return a_.load(ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
+  void store(T v, std::memory_order o = std::memory_order_seq_cst,
+             const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    a_.store(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
+  T exchange(T v, std::memory_order o = std::memory_order_seq_cst,
+             const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return a_.exchange(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
+  bool compare_exchange_weak(
+      T& expected, T desired, std::memory_order success, std::memory_order failure,
+      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return cas<true>(expected, desired, success, failure, loc);
+  }
+  bool compare_exchange_weak(
+      T& expected, T desired, std::memory_order o = std::memory_order_seq_cst,
+      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return cas<true>(expected, desired, o, ctxtree_model::failure_order(o), loc);
+  }
+  bool compare_exchange_strong(
+      T& expected, T desired, std::memory_order success, std::memory_order failure,
+      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return cas<false>(expected, desired, success, failure, loc);
+  }
+  bool compare_exchange_strong(
+      T& expected, T desired, std::memory_order o = std::memory_order_seq_cst,
+      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return cas<false>(expected, desired, o, ctxtree_model::failure_order(o), loc);
+  }
+  template <class D>
+  T fetch_add(D d, std::memory_order o = std::memory_order_seq_cst,
+              const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return a_.fetch_add(d, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
+  template <class D>
+  T fetch_sub(D d, std::memory_order o = std::memory_order_seq_cst,
+              const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return a_.fetch_sub(d, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
+  T fetch_and(T v, std::memory_order o = std::memory_order_seq_cst,
+              const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return a_.fetch_and(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
+  T fetch_or(T v, std::memory_order o = std::memory_order_seq_cst,
+             const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+    return a_.fetch_or(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
+
+  // The simulated atomic itself, for the model's futex.
+  rl::atomic<T>& sim() const noexcept { return a_; }
+
+ private:
+  template <bool kWeak>
+  bool cas(T& expected, T desired, std::memory_order success, std::memory_order failure,
+           const ctxtree_model::Loc& loc) noexcept {
+    const rl::memory_order f = ctxtree_model::order(failure, loc);
+    const rl::memory_order s = ctxtree_model::success_order(ctxtree_model::order(success, loc), f);
+    return a_.compare_exchange(rl::bool_t<kWeak>(), expected, desired, s, f,
+                               ctxtree_model::info(loc));
+  }
+
+  mutable rl::atomic<T> a_;
+};
+
+inline void atomic_fence(std::memory_order o,
+                         const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+  rl::atomic_thread_fence(ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+}
+
+}  // namespace ctxtree::detail

@@ -1,0 +1,70 @@
+// ctxtree_model/harness.hpp — the base of every model and its command line.
+//
+// A model is a relacy test suite deriving from Model<Self, Threads>: relacy constructs it afresh
+// for every execution, runs thread(0..Threads-1) under its scheduler, and reports data races on
+// rl::var, accesses to freed memory, leaks, deadlocks (a lost wake-up leaves every thread
+// blocked) and failed RL_ASSERTs. run() takes the search from the command line:
+//   --search full|random|bound   exhaustive, random with the iteration number as seed, or
+//                                exhaustive within a context-switch bound
+//   --iterations N               random search budget
+//   --bound K                    preemption bound of --search bound
+// and exits 0 when no execution fails.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string_view>
+
+#include "ctxtree_model/futex.hpp"
+
+namespace ctxtree_model {
+
+template <class Self, int kThreads>
+struct Model : rl::test_suite<Self, kThreads> {
+  FutexTable futex;
+};
+
+struct Search {
+  rl::scheduler_type_e type = rl::sched_full;
+  unsigned long iterations = 1000;
+  unsigned bound = 2;
+};
+
+template <class Suite>
+int run(int argc, char** argv, Search search) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (value == nullptr) {
+      std::cerr << "missing value after " << arg << '\n';
+      return 2;
+    }
+    ++i;
+    if (arg == "--search") {
+      const std::string_view v = value;
+      search.type = v == "random"  ? rl::sched_random
+                    : v == "bound" ? rl::sched_bound
+                                   : rl::sched_full;
+    } else if (arg == "--iterations") {
+      search.iterations = std::strtoul(value, nullptr, 10);
+    } else if (arg == "--bound") {
+      search.bound = static_cast<unsigned>(std::strtoul(value, nullptr, 10));
+    } else {
+      std::cerr << "unknown argument " << arg << '\n';
+      return 2;
+    }
+  }
+  rl::test_params params;
+  params.search_type = search.type;
+  params.iteration_count = search.iterations;
+  params.context_bound = search.bound;
+  params.progress_output_period = 60;
+  std::cout << rl::format(search.type);
+  if (search.type == rl::sched_random) std::cout << ", " << search.iterations << " iterations";
+  if (search.type == rl::sched_bound) std::cout << ", preemption bound " << search.bound;
+  std::cout << '\n';
+  return rl::simulate<Suite>(params) ? 0 : 1;
+}
+
+}  // namespace ctxtree_model
