@@ -31,7 +31,7 @@ struct WakeModel : ctxtree_model::Model<WakeModel, 3> {
 
   void before() { cause($) = 0; }
 
-  void thread(unsigned index) {
+  void body(unsigned index) {
     if (index == 0) {
       cause($) = 7;
       done.publish(1, false);
@@ -52,7 +52,7 @@ struct WalkModel : ctxtree_model::Model<WalkModel, 2> {
     walked($) = 0;
   }
 
-  void thread(unsigned index) {
+  void body(unsigned index) {
     if (index == 0) {
       done->publish(2, true);
       walked($) = 1;

@@ -1,7 +1,9 @@
 // ctxtree_model/harness.hpp — the base of every model and its command line.
 //
-// A model is a relacy test suite deriving from Model<Self, Threads>: relacy constructs it afresh
-// for every execution, runs thread(0..Threads-1) under its scheduler, and reports data races on
+// A model is a relacy test suite deriving from Model<Self, Threads> and defining body(index):
+// relacy constructs it afresh for every execution (and with it the protocol's CTXTREE_GLOBAL
+// state), runs body(0..Threads-1) on simulated threads under its scheduler (each thread's
+// CTXTREE_THREAD_LOCAL objects are destroyed when its body returns), and reports data races on
 // rl::var, accesses to freed memory, leaks, deadlocks (a lost wake-up leaves every thread
 // blocked) and failed RL_ASSERTs. run() takes the search from the command line:
 //   --search full|random|bound   exhaustive, random with the iteration number as seed, or
@@ -17,11 +19,27 @@
 #include <string_view>
 
 #include "ctxtree_model/futex.hpp"
+#include "ctxtree_model/state.hpp"
 
 namespace ctxtree_model {
 
 template <class Self, int kThreads>
 struct Model : rl::test_suite<Self, kThreads> {
+  static_assert(kThreads <= static_cast<int>(kMaxThreads));
+
+  Model() noexcept {
+    ThreadExit::clear();
+    StateNode::begin_all();
+  }
+  ~Model() { StateNode::end_all(); }
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  void thread(unsigned index) {
+    static_cast<Self*>(this)->body(index);
+    ThreadExit::run(index);
+  }
+
   FutexTable futex;
 };
 
