@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <source_location>
 
@@ -64,88 +65,110 @@ inline rl::memory_order success_order(rl::memory_order s, rl::memory_order f) no
   return s;
 }
 
+// Relacy's history records pointers as void*, which a function pointer does not convert to; such
+// an atomic is simulated as the pointer's bits.
+template <class T>
+struct Repr {
+  using Type = T;
+  static T to(T v) noexcept { return v; }
+  static T from(T v) noexcept { return v; }
+};
+template <class R, class... A>
+struct Repr<R (*)(A...) noexcept> {
+  using Fn = R (*)(A...) noexcept;
+  using Type = std::uintptr_t;
+  static Type to(Fn f) noexcept { return reinterpret_cast<Type>(f); }
+  static Fn from(Type v) noexcept { return reinterpret_cast<Fn>(v); }
+};
+
 }  // namespace ctxtree_model
 
 namespace ctxtree::detail {
 
 template <class T>
 class Atomic {
+  using Repr = ctxtree_model::Repr<T>;
+  using Loc = ctxtree_model::Loc;
+
  public:
   // std::atomic<T>'s default constructor value-initialises (C++20).
-  Atomic(const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
-    a_.store(T{}, rl::mo_relaxed, ctxtree_model::info(loc));
+  Atomic(const Loc& loc = Loc::current()) noexcept {
+    a_.store(Repr::to(T{}), rl::mo_relaxed, ctxtree_model::info(loc));
   }
-  Atomic(T v, const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
-    a_.store(v, rl::mo_relaxed, ctxtree_model::info(loc));
+  Atomic(T v, const Loc& loc = Loc::current()) noexcept {
+    a_.store(Repr::to(v), rl::mo_relaxed, ctxtree_model::info(loc));
   }
   Atomic(const Atomic&) = delete;
   Atomic& operator=(const Atomic&) = delete;
 
   T load(std::memory_order o = std::memory_order_seq_cst,
-         const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) const noexcept {
-    return a_.load(ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+         const Loc& loc = Loc::current()) const noexcept {
+    return Repr::from(a_.load(ctxtree_model::order(o, loc), ctxtree_model::info(loc)));
   }
   void store(T v, std::memory_order o = std::memory_order_seq_cst,
-             const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
-    a_.store(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+             const Loc& loc = Loc::current()) noexcept {
+    a_.store(Repr::to(v), ctxtree_model::order(o, loc), ctxtree_model::info(loc));
   }
   T exchange(T v, std::memory_order o = std::memory_order_seq_cst,
-             const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
-    return a_.exchange(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+             const Loc& loc = Loc::current()) noexcept {
+    return Repr::from(
+        a_.exchange(Repr::to(v), ctxtree_model::order(o, loc), ctxtree_model::info(loc)));
   }
-  bool compare_exchange_weak(
-      T& expected, T desired, std::memory_order success, std::memory_order failure,
-      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+  bool compare_exchange_weak(T& expected, T desired, std::memory_order success,
+                             std::memory_order failure, const Loc& loc = Loc::current()) noexcept {
     return cas<true>(expected, desired, success, failure, loc);
   }
-  bool compare_exchange_weak(
-      T& expected, T desired, std::memory_order o = std::memory_order_seq_cst,
-      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+  bool compare_exchange_weak(T& expected, T desired,
+                             std::memory_order o = std::memory_order_seq_cst,
+                             const Loc& loc = Loc::current()) noexcept {
     return cas<true>(expected, desired, o, ctxtree_model::failure_order(o), loc);
   }
-  bool compare_exchange_strong(
-      T& expected, T desired, std::memory_order success, std::memory_order failure,
-      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+  bool compare_exchange_strong(T& expected, T desired, std::memory_order success,
+                               std::memory_order failure,
+                               const Loc& loc = Loc::current()) noexcept {
     return cas<false>(expected, desired, success, failure, loc);
   }
-  bool compare_exchange_strong(
-      T& expected, T desired, std::memory_order o = std::memory_order_seq_cst,
-      const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+  bool compare_exchange_strong(T& expected, T desired,
+                               std::memory_order o = std::memory_order_seq_cst,
+                               const Loc& loc = Loc::current()) noexcept {
     return cas<false>(expected, desired, o, ctxtree_model::failure_order(o), loc);
   }
   template <class D>
   T fetch_add(D d, std::memory_order o = std::memory_order_seq_cst,
-              const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+              const Loc& loc = Loc::current()) noexcept {
     return a_.fetch_add(d, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
   }
   template <class D>
   T fetch_sub(D d, std::memory_order o = std::memory_order_seq_cst,
-              const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+              const Loc& loc = Loc::current()) noexcept {
     return a_.fetch_sub(d, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
   }
   T fetch_and(T v, std::memory_order o = std::memory_order_seq_cst,
-              const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+              const Loc& loc = Loc::current()) noexcept {
     return a_.fetch_and(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
   }
   T fetch_or(T v, std::memory_order o = std::memory_order_seq_cst,
-             const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+             const Loc& loc = Loc::current()) noexcept {
     return a_.fetch_or(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
   }
 
   // The simulated atomic itself, for the model's futex.
-  rl::atomic<T>& sim() const noexcept { return a_; }
+  rl::atomic<typename Repr::Type>& sim() const noexcept { return a_; }
 
  private:
   template <bool kWeak>
   bool cas(T& expected, T desired, std::memory_order success, std::memory_order failure,
-           const ctxtree_model::Loc& loc) noexcept {
+           const Loc& loc) noexcept {
     const rl::memory_order f = ctxtree_model::order(failure, loc);
     const rl::memory_order s = ctxtree_model::success_order(ctxtree_model::order(success, loc), f);
-    return a_.compare_exchange(rl::bool_t<kWeak>(), expected, desired, s, f,
-                               ctxtree_model::info(loc));
+    typename Repr::Type e = Repr::to(expected);
+    const bool ok = a_.compare_exchange(rl::bool_t<kWeak>(), e, Repr::to(desired), s, f,
+                                        ctxtree_model::info(loc));
+    expected = Repr::from(e);
+    return ok;
   }
 
-  mutable rl::atomic<T> a_;
+  mutable rl::atomic<typename Repr::Type> a_;
 };
 
 inline void atomic_fence(std::memory_order o,

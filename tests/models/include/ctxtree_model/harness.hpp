@@ -13,6 +13,7 @@
 // and exits 0 when no execution fails.
 #pragma once
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -41,6 +42,23 @@ struct Model : rl::test_suite<Self, kThreads> {
   }
 
   FutexTable futex;
+};
+
+// A one-shot event for ordering a model's phases: wait() blocks on the simulated futex (so the
+// scheduler never spins on it) until set(). (Waits without spurious returns would shrink the
+// search, but relacy 2019 then crashes replaying an execution.)
+class Flag {
+ public:
+  void set() noexcept {
+    word_.store(1, std::memory_order_release);
+    ctxtree::detail::futex_wake_all(word_);
+  }
+  void wait(const Loc& loc = Loc::current()) const noexcept {
+    while (word_.load(std::memory_order_acquire) == 0) futex_wait(word_, 0, true, loc);
+  }
+
+ private:
+  ctxtree::detail::Atomic<std::uint32_t> word_{0};
 };
 
 struct Search {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <new>
 #include <type_traits>
 
@@ -55,8 +56,16 @@ template <class T>
 class Global final : StateNode {
  public:
   T& object() noexcept { return *std::launder(reinterpret_cast<T*>(storage_)); }
-  void begin_execution() noexcept override { ::new (static_cast<void*>(storage_)) T(); }
-  void end_execution() noexcept override { object().~T(); }
+  void begin_execution() noexcept override {
+    if constexpr (std::is_array_v<T>) {
+      using E = std::remove_extent_t<T>;
+      for (std::size_t i = 0; i < std::extent_v<T>; ++i)
+        ::new (static_cast<void*>(storage_ + i * sizeof(E))) E();
+    } else {
+      ::new (static_cast<void*>(storage_)) T();
+    }
+  }
+  void end_execution() noexcept override { std::destroy_at(&object()); }
 
  private:
   alignas(T) unsigned char storage_[sizeof(T)];
@@ -98,7 +107,7 @@ template <class T>
 class ThreadLocal final : StateNode {
  public:
   ThreadLocal() noexcept = default;
-  ThreadLocal(T init) noexcept : init_(init), has_init_(true) {}
+  ThreadLocal(T init) noexcept : has_init_(true) { ::new (static_cast<void*>(init_)) T(init); }
   ThreadLocal(const ThreadLocal&) = delete;
   ThreadLocal& operator=(const ThreadLocal&) = delete;
 
@@ -106,7 +115,7 @@ class ThreadLocal final : StateNode {
     const unsigned i = rl::thread_index();
     if (!live_[i]) {
       if (has_init_)
-        ::new (static_cast<void*>(slot_[i])) T(init_);
+        ::new (static_cast<void*>(slot_[i])) T(*std::launder(reinterpret_cast<T*>(init_)));
       else
         ::new (static_cast<void*>(slot_[i])) T();
       live_[i] = true;
@@ -136,7 +145,8 @@ class ThreadLocal final : StateNode {
   }
   T& at(unsigned i) noexcept { return *std::launder(reinterpret_cast<T*>(slot_[i])); }
 
-  T init_{};
+  // Raw storage, never destroyed: the process's exit must not run a protocol's destructor.
+  alignas(T) unsigned char init_[sizeof(T)] = {};
   bool has_init_ = false;
   bool live_[kMaxThreads] = {};
   alignas(T) unsigned char slot_[kMaxThreads][sizeof(T)];
