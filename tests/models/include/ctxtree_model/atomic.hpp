@@ -2,32 +2,56 @@
 //
 // Included by ctxtree/detail/atomic.hpp under CTXTREE_MODEL only. Atomic<T> has the member
 // signatures of std::atomic<T> that the protocols use, taking std::memory_order; each operation is
-// reported at the caller's file and line. -DCTXTREE_MODEL_RELAX=Class::function weakens every
-// atomic operation and fence called from a function whose name contains that text to relaxed:
-// the mutants that drop an acquire or a release.
+// reported at the caller's file and line. -DCTXTREE_MODEL_RELAX=file.hpp:function weakens every
+// atomic operation and fence called in that function of that file to relaxed: the mutants that
+// drop an acquire or a release.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <source_location>
 
 #include "ctxtree_model/relacy.hpp"
 
 namespace ctxtree_model {
 
-using Loc = std::source_location;
+// The caller's function, file and line, as std::source_location would give them (which clang 14
+// with libstdc++ 12 lacks); the builtins evaluate at the call site as default arguments.
+struct Loc {
+  const char* function;
+  const char* file;
+  unsigned line;
+  static constexpr Loc current(const char* function = __builtin_FUNCTION(),
+                               const char* file = __builtin_FILE(),
+                               unsigned line = __builtin_LINE()) noexcept {
+    return {function, file, line};
+  }
+};
 
 inline rl::debug_info info(const Loc& loc) noexcept {
-  return rl::debug_info(loc.function_name(), loc.file_name(), loc.line());
+  return rl::debug_info(loc.function, loc.file, loc.line);
 }
 
-inline rl::memory_order order(std::memory_order o, [[maybe_unused]] const Loc& loc) noexcept {
 #ifdef CTXTREE_MODEL_RELAX
 #define CTXTREE_MODEL_STR2(x) #x
 #define CTXTREE_MODEL_STR(x) CTXTREE_MODEL_STR2(x)
-  if (std::strstr(loc.function_name(), CTXTREE_MODEL_STR(CTXTREE_MODEL_RELAX)) != nullptr)
-    return rl::mo_relaxed;
+// Whether `loc` is in the function named by CTXTREE_MODEL_RELAX ("file.hpp:function").
+inline bool relaxed_here(const Loc& loc) noexcept {
+  const char* spec = CTXTREE_MODEL_STR(CTXTREE_MODEL_RELAX);
+  const char* colon = std::strrchr(spec, ':');
+  const std::size_t file_len = static_cast<std::size_t>(colon - spec);
+  const std::size_t len = std::strlen(loc.file);
+  const std::size_t fn_len = std::strlen(colon + 1);  // a template's name ends in '<'
+  return std::strncmp(loc.function, colon + 1, fn_len) == 0 &&
+         (loc.function[fn_len] == '\0' || loc.function[fn_len] == '<') && len >= file_len &&
+         std::strncmp(loc.file + len - file_len, spec, file_len) == 0 &&
+         (len == file_len || loc.file[len - file_len - 1] == '/');
+}
+#endif
+
+inline rl::memory_order order(std::memory_order o, [[maybe_unused]] const Loc& loc) noexcept {
+#ifdef CTXTREE_MODEL_RELAX
+  if (relaxed_here(loc)) return rl::mo_relaxed;
 #endif
   switch (o) {
     case std::memory_order_relaxed:
