@@ -142,6 +142,10 @@ bool try_advance() noexcept {
 // synchronizes with that CAS, so the retirer's epoch read happens before our epoch read, which
 // by read-read coherence returns t or a later value (the epoch only grows). With now >= t,
 // a difference >= 2 modulo 2^16 means now >= t + 2: the chain may be late, never early.
+#if CTXTREE_MUTANT(EBR_EPOCH_SNAPSHOT)
+// Planted bug, the early free above: the epoch read once per collect(), before the walk.
+CTXTREE_THREAD_LOCAL(std::uint64_t, mutant_snapshot) = 0;
+#endif
 void collect_record(Record* r) noexcept {
   for (auto& b : r->bucket) {
     // Acquire: the chain's objects were written by their retirer before its release CAS, and
@@ -149,7 +153,11 @@ void collect_record(Record* r) noexcept {
     std::uint64_t w = b.load(std::memory_order_acquire);
     while (bucket_ptr(w) != nullptr) {
       // seq_cst: a step of the protocol of ebr.hpp (an acquire of the advance that made it).
+#if CTXTREE_MUTANT(EBR_EPOCH_SNAPSHOT)
+      if (!expired(w, mutant_snapshot)) break;
+#else
       if (!expired(w, g.epoch.load(std::memory_order_seq_cst))) break;
+#endif
       if (b.compare_exchange_weak(w, w & ~kPtrMask, std::memory_order_acq_rel,
                                   std::memory_order_acquire)) {
         free_chain(bucket_ptr(w));
@@ -294,6 +302,9 @@ void retire(Retired* obj, unsigned kind) noexcept {
 
 void collect() noexcept {
   try_advance();
+#if CTXTREE_MUTANT(EBR_EPOCH_SNAPSHOT)
+  mutant_snapshot = g.epoch.load(std::memory_order_seq_cst);
+#endif
   for (Record* r = g.records.load(std::memory_order_acquire); r != nullptr; r = r->next)
     collect_record(r);
 }
