@@ -171,6 +171,10 @@ class Atomic {
               const Loc& loc = Loc::current()) noexcept {
     return a_.fetch_and(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
   }
+  T fetch_xor(T v, std::memory_order o = std::memory_order_seq_cst,
+              const Loc& loc = Loc::current()) noexcept {
+    return a_.fetch_xor(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
+  }
   T fetch_or(T v, std::memory_order o = std::memory_order_seq_cst,
              const Loc& loc = Loc::current()) noexcept {
     return a_.fetch_or(v, ctxtree_model::order(o, loc), ctxtree_model::info(loc));
