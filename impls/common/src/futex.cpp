@@ -9,9 +9,9 @@
 
 namespace ctxtree::detail {
 
-void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+void futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
                 std::optional<Clock::time_point> until) noexcept {
-  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  static_assert(sizeof(Atomic<std::uint32_t>) == sizeof(std::uint32_t));
   timespec ts{};
   timespec* timeout = nullptr;
   if (until) {
@@ -28,7 +28,7 @@ void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
           FUTEX_BITSET_MATCH_ANY);
 }
 
-void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept {
+void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept {
   syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
           INT_MAX, nullptr, nullptr, 0);
 }

@@ -1,12 +1,12 @@
 // The hand-written EBR of ctxtree/epoch/ebr.hpp (see the contract and the memory-order argument
 // there). Knobs: epochs advance by one; garbage expires two epochs after its retire; each thread
 // keeps three epoch buckets and collects every kCollectEvery retires.
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
 
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch/ebr.hpp"
@@ -40,13 +40,13 @@ bool expired(std::uint64_t w, std::uint64_t epoch) noexcept {
 // advancing thread, the rest is mostly the owner's.
 struct alignas(detail::kCacheLine) Record {
   // (epoch << 1) | 1 while pinned, 0 otherwise. Written by the owner only.
-  std::atomic<std::uint64_t> state{0};
+  detail::Atomic<std::uint64_t> state{0};
   // Garbage by epoch % 3: pushed by the owner, emptied by any collector (CAS on the word).
-  std::atomic<std::uint64_t> bucket[3] = {};
+  detail::Atomic<std::uint64_t> bucket[3] = {};
   // Objects retired through this record since the start; written by the owner only.
-  std::atomic<std::uint64_t> retired{0};
+  detail::Atomic<std::uint64_t> retired{0};
   // Held by a live thread (or a thread borrowing it after its own exit).
-  std::atomic<bool> owned{false};
+  detail::Atomic<bool> owned{false};
   Record* next = nullptr;  // registry list; immutable once published
   // Owner-only:
   unsigned guards = 0;
@@ -56,22 +56,23 @@ struct alignas(detail::kCacheLine) Record {
 constexpr int kStaticRecords = 64;
 
 struct Global {
-  alignas(detail::kCacheLine) std::atomic<std::uint64_t> epoch{2};
-  alignas(detail::kCacheLine) std::atomic<Record*> records{nullptr};  // push-only list
-  std::atomic<int> static_used{0};
-  std::atomic<std::uint64_t> freed{0};
+  alignas(detail::kCacheLine) detail::Atomic<std::uint64_t> epoch{2};
+  alignas(detail::kCacheLine) detail::Atomic<Record*> records{nullptr};  // push-only list
+  detail::Atomic<int> static_used{0};
+  detail::Atomic<std::uint64_t> freed{0};
   Record pool[kStaticRecords];  // so that registering never allocates for the first threads
 };
 
 // Never destroyed: threads may retire and collect during process exit.
-constinit Global g;
+CTXTREE_GLOBAL(Global, g);
 
-thread_local Record* tls_record = nullptr;
-thread_local bool tls_exited = false;
+CTXTREE_THREAD_LOCAL(Record*, tls_record) = nullptr;
+CTXTREE_THREAD_LOCAL(bool, tls_exited) = false;
 
 constexpr std::uintptr_t kKindMask = 15;
-std::atomic<Deleter> g_deleters[kKindMask + 1] = {};
-std::atomic<unsigned> g_kinds{0};
+using Deleters = detail::Atomic<Deleter>[kKindMask + 1];
+CTXTREE_GLOBAL(Deleters, g_deleters);
+CTXTREE_GLOBAL(detail::Atomic<unsigned>, g_kinds);
 
 void free_chain(Retired* r) noexcept {
   std::uint64_t n = 0;
@@ -141,6 +142,10 @@ bool try_advance() noexcept {
 // synchronizes with that CAS, so the retirer's epoch read happens before our epoch read, which
 // by read-read coherence returns t or a later value (the epoch only grows). With now >= t,
 // a difference >= 2 modulo 2^16 means now >= t + 2: the chain may be late, never early.
+#if CTXTREE_MUTANT(EBR_EPOCH_SNAPSHOT)
+// Planted bug, the early free above: the epoch read once per collect(), before the walk.
+CTXTREE_THREAD_LOCAL(std::uint64_t, mutant_snapshot) = 0;
+#endif
 void collect_record(Record* r) noexcept {
   for (auto& b : r->bucket) {
     // Acquire: the chain's objects were written by their retirer before its release CAS, and
@@ -148,7 +153,11 @@ void collect_record(Record* r) noexcept {
     std::uint64_t w = b.load(std::memory_order_acquire);
     while (bucket_ptr(w) != nullptr) {
       // seq_cst: a step of the protocol of ebr.hpp (an acquire of the advance that made it).
+#if CTXTREE_MUTANT(EBR_EPOCH_SNAPSHOT)
+      if (!expired(w, mutant_snapshot)) break;
+#else
       if (!expired(w, g.epoch.load(std::memory_order_seq_cst))) break;
+#endif
       if (b.compare_exchange_weak(w, w & ~kPtrMask, std::memory_order_acq_rel,
                                   std::memory_order_acquire)) {
         free_chain(bucket_ptr(w));
@@ -177,10 +186,12 @@ struct Registration {
     release_record(r);
   }
 };
-thread_local Registration tls_registration;
+CTXTREE_THREAD_LOCAL(Registration, tls_registration);
 
 Record* register_thread() noexcept {
+#ifndef CTXTREE_MODEL  // a model has no process exit: it drains at the end of each execution
   static ExitDrain exit_drain;  // constructed before any garbage exists, so destroyed after
+#endif
   Record* r = claim_record();
   (void)&tls_registration;  // odr-use: its destructor runs at thread exit
   tls_record = r;
@@ -267,7 +278,7 @@ void retire(Retired* obj, unsigned kind) noexcept {
   Record* r = b.r;
   // seq_cst: this read follows the unlink in S (see ebr.hpp).
   const std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
-  std::atomic<std::uint64_t>& bucket = r->bucket[e % 3];
+  detail::Atomic<std::uint64_t>& bucket = r->bucket[e % 3];
   std::uint64_t w = bucket.load(std::memory_order_acquire);
   Retired* stale = nullptr;
   for (;;) {
@@ -291,6 +302,9 @@ void retire(Retired* obj, unsigned kind) noexcept {
 
 void collect() noexcept {
   try_advance();
+#if CTXTREE_MUTANT(EBR_EPOCH_SNAPSHOT)
+  mutant_snapshot = g.epoch.load(std::memory_order_seq_cst);
+#endif
   for (Record* r = g.records.load(std::memory_order_acquire); r != nullptr; r = r->next)
     collect_record(r);
 }

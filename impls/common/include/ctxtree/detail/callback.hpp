@@ -14,10 +14,11 @@
 // callbacks) when the tree no longer touches the callback; kWaiters marks a sleeper on the word.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <stop_token>
 #include <thread>
+
+#include "ctxtree/detail/atomic.hpp"
 
 namespace ctxtree::detail {
 
@@ -33,17 +34,17 @@ struct Callback {
   using Fn = void (*)(Callback*) noexcept;
   Callback(Fn invoke, Fn release) noexcept : invoke(invoke), release(release) {}
 
-  std::atomic<std::uint32_t> state{kArmed};
-  std::atomic<std::thread::id> runner{};  // written before the armed → running CAS
-  bool* destroyed_in_run = nullptr;       // the runner's flag, set if the owner dies inside f
-  const Fn invoke;                        // runs the user's function; noexcept: a throw terminates
-  const Fn release;                       // the tree's registration is over
+  Atomic<std::uint32_t> state{kArmed};
+  Atomic<std::thread::id> runner{};  // written before the armed → running CAS
+  bool* destroyed_in_run = nullptr;  // the runner's flag, set if the owner dies inside f
+  const Fn invoke;                   // runs the user's function; noexcept: a throw terminates
+  const Fn release;                  // the tree's registration is over
 
   // The tree's fields while the callback is registered; guarded by the tree.
   Callback* prev = nullptr;
   Callback* next = nullptr;
   void* owner = nullptr;
-  std::atomic<std::uintptr_t> tree_word{0};
+  Atomic<std::uintptr_t> tree_word{0};
 };
 
 // Runs `cb` unless it was stopped, then ends the registration. Called by the thread that
@@ -85,7 +86,7 @@ struct RefCallback : Callback {
   }
   static void unref_callback(Callback* cb) noexcept { static_cast<RefCallback*>(cb)->unref(); }
 
-  std::atomic<std::uint32_t> refs;
+  Atomic<std::uint32_t> refs;
   void (*const destroy)(RefCallback*) noexcept;
 };
 

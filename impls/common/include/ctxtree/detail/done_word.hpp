@@ -12,10 +12,10 @@
 // that sees the error bits.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <optional>
 
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/futex.hpp"
 
 namespace ctxtree::detail {
@@ -37,9 +37,16 @@ class DoneWord {
 
   // Sets the error once (the caller guarantees it is the only publisher) and wakes done-waiters.
   void publish(std::uint32_t err, bool walking) noexcept {
+#if CTXTREE_MUTANT(DONE_WAITERS_READ_BEFORE_PUBLISH)
+    // Planted bug: kWaiters read apart from the RMW misses a waiter announcing in between.
+    const std::uint32_t seen = word_.load(std::memory_order_acquire);
+    word_.fetch_or(err | (walking ? kWalking : 0), std::memory_order_acq_rel);
+    if (seen & kWaiters) futex_wake_all(word_);
+#else
     const std::uint32_t prev =
         word_.fetch_or(err | (walking ? kWalking : 0), std::memory_order_acq_rel);
     if (prev & kWaiters) futex_wake_all(word_);
+#endif
   }
 
   // Clears kWalking; wakes losers of the race waiting in wait_walk(). After this store the node
@@ -79,7 +86,7 @@ class DoneWord {
     return true;
   }
 
-  mutable std::atomic<std::uint32_t> word_{0};
+  mutable Atomic<std::uint32_t> word_{0};
 };
 
 }  // namespace ctxtree::detail

@@ -5,22 +5,30 @@
 // load after every wake-up, so ThreadSanitizer sees the happens-before edge through the atomic.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
+
+#include "ctxtree/detail/atomic.hpp"
 
 namespace ctxtree::detail {
 
 using Clock = std::chrono::steady_clock;
 
+#ifdef CTXTREE_MODEL
+// The model checker's simulated futex (tests/models) defines both calls.
+}  // namespace ctxtree::detail
+#include "ctxtree_model/futex.hpp"
+namespace ctxtree::detail {
+#else
 // Blocks while `*word == expected`, until woken or `until` passes (forever when empty). Returns
 // spuriously at times; callers loop.
-void futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+void futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
                 std::optional<Clock::time_point> until) noexcept;
 
 // Wakes every thread blocked on `word`. Safe to call on memory that was freed after the last
 // store (the kernel only hashes the address), which lets a waker touch nothing but the word.
-void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept;
+void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept;
+#endif
 
 }  // namespace ctxtree::detail
