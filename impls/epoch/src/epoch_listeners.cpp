@@ -19,8 +19,8 @@ namespace {
 // A callback word holds 0 or the node's first CallbackChunk* (set once, kept until the node is
 // freed), plus flags: kClosed is set once by the completing thread; kBridge registers the node's
 // own stop bridge (CancelBase::stop_bridge), which so never needs a slot: stop_token() cannot
-// fail for lack of memory after publishing its bridge. A slot holds 0, a Callback*, or
-// kSlotTaken (the completer's).
+// fail for lack of memory after publishing its bridge. A slot (in a chunk, or the node's inline
+// tail.first_slot) holds 0, a Callback*, or kSlotTaken (the completer's).
 constexpr std::uintptr_t kClosed = 1;
 constexpr std::uintptr_t kBridge = 4;
 constexpr std::uintptr_t kFlags = kClosed | kBridge;
@@ -59,7 +59,8 @@ std::atomic<std::uintptr_t>* put_in_chunk(CallbackChunk* k, Callback* cb) noexce
   for (auto& s : k->slot) {
     std::uintptr_t expected = 0;
     // seq_cst: Dekker with completion (the registrant then re-reads the node's word). A slot the
-    // completer has taken is never 0 again, so the CAS fails there.
+    // completer has taken is never 0 again, so the CAS fails there; one it passed empty may be
+    // filled, and then the registrant sees the completion and withdraws (take_next).
     if (s.load(std::memory_order_relaxed) == 0 &&
         s.compare_exchange_strong(expected, bits_of(cb), std::memory_order_seq_cst))
       return &s;
@@ -107,6 +108,19 @@ std::atomic<std::uintptr_t>* place(CallbackChunk* first, Callback* cb) {
   return &k->slot[0];
 }
 
+// Puts a counted cb in c's inline slot; null if it is in use or taken. The completer claims it
+// during its walk (nobody waits for a counted callback), so a node with one after_func needs
+// neither a chunk nor a place in the run queue.
+std::atomic<std::uintptr_t>* place_inline(CancelNode* c, Callback* cb) noexcept {
+  std::atomic<std::uintptr_t>& s = c->tail.first_slot;
+  std::uintptr_t expected = 0;
+  // seq_cst: Dekker with completion, as in put_in_chunk (take_inline passes an empty slot).
+  if (s.load(std::memory_order_relaxed) == 0 &&
+      s.compare_exchange_strong(expected, bits_of(cb), std::memory_order_seq_cst))
+    return &s;
+  return nullptr;
+}
+
 // Ends cb's registration if completion has not taken it: one CAS on its recorded slot.
 bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
   auto* s = static_cast<std::atomic<std::uintptr_t>*>(cb->owner);
@@ -115,6 +129,7 @@ bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
   if (!s->compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
                                   std::memory_order_relaxed))
     return false;
+  if (s == &c->tail.first_slot) return true;  // no chunk hints to update
   // Acquire: the first chunk was published before cb's registration, which this thread made or
   // follows (the owner removes what it registered).
   CallbackChunk* first = chunk_of(c->tail.callbacks.load(std::memory_order_acquire));
@@ -151,22 +166,26 @@ bool EpochTree::add_listener(CancelNode* c, Callback* cb) {
   if (is_done(c)) return false;
   // Acquire: pairs with the CAS that published the bridge.
   if (cb == c->stop_bridge.load(std::memory_order_acquire)) return add_bridge(c);
-  std::atomic<std::uintptr_t>& word = c->tail.callbacks;
-  std::uintptr_t v = word.load(std::memory_order_acquire);  // pairs with the CAS below
-  while (chunk_of(v) == nullptr) {
-    if (v & kClosed) return false;
-    auto* k = new CallbackChunk;  // first: a std::bad_alloc leaves nothing behind
-    // seq_cst: publishes the chunk (release); Dekker with completion's load of the word, as in
-    // put_in_chunk.
-    if (word.compare_exchange_strong(v, v | bits_of(k), std::memory_order_seq_cst,
-                                     std::memory_order_acquire)) {
-      v |= bits_of(k);
-      break;
+  std::atomic<std::uintptr_t>* slot = detail::is_counted(cb) ? place_inline(c, cb) : nullptr;
+  if (slot == nullptr) {
+    std::atomic<std::uintptr_t>& word = c->tail.callbacks;
+    std::uintptr_t v = word.load(std::memory_order_acquire);  // pairs with the CAS below
+    while (chunk_of(v) == nullptr) {
+      if (v & kClosed) return false;
+      auto* k = new CallbackChunk;  // first: a std::bad_alloc leaves nothing behind
+      // seq_cst: publishes the chunk (release); Dekker with completion's load of the word, as in
+      // put_in_chunk.
+      if (word.compare_exchange_strong(v, v | bits_of(k), std::memory_order_seq_cst,
+                                       std::memory_order_acquire)) {
+        v |= bits_of(k);
+        break;
+      }
+      delete k;
     }
-    delete k;
+    if (v & kClosed) return false;
+    slot = place(chunk_of(v), cb);
   }
-  if (v & kClosed) return false;
-  cb->owner = place(chunk_of(v), cb);  // read by remove_listener, which the owner calls later
+  cb->owner = slot;  // read by remove_listener, which the owner calls later
   CTXTREE_HOOK(callback_register);
   // seq_cst: if the completion's CAS on the node's word came first, we see it here, and the
   // completer then either took cb (our undo fails: it will run cb) or not (our undo succeeds:
@@ -188,8 +207,12 @@ namespace {
 Callback* take_next(CallbackChunk*& k, int& i) noexcept {
   while (k != nullptr) {
     while (i < CallbackChunk::kSlots) {
+      std::atomic<std::uintptr_t>& s = k->slot[i++];
+      // seq_cst: an empty slot is passed with a load, not an exchange, which is Dekker with a
+      // registrant's CAS (put_in_chunk): one not seen here sees the completion and withdraws.
+      if (s.load(std::memory_order_seq_cst) == 0) continue;
       // acq_rel: taking a slot decides against a concurrent removal of the same callback.
-      const std::uintptr_t p = k->slot[i++].exchange(kSlotTaken, std::memory_order_acq_rel);
+      const std::uintptr_t p = s.exchange(kSlotTaken, std::memory_order_acq_rel);
       if (p != 0 && p != kSlotTaken) return reinterpret_cast<Callback*>(p);
     }
     // seq_cst: Dekker with an appending registrant (see place).
@@ -202,6 +225,17 @@ Callback* take_next(CallbackChunk*& k, int& i) noexcept {
 }  // namespace
 
 bool take_callbacks(CancelNode* c, RunQueue& run) noexcept {
+  std::atomic<std::uintptr_t>& inline_slot = c->tail.first_slot;
+  // seq_cst: an empty inline slot is passed with a load, Dekker with place_inline as in take_next.
+  if (inline_slot.load(std::memory_order_seq_cst) != 0) {
+    // acq_rel: decides against a concurrent removal; acquire for the registrant's writes to cb.
+    const std::uintptr_t p = inline_slot.exchange(kSlotTaken, std::memory_order_acq_rel);
+    if (p != 0) {  // counted: running it later never makes anyone wait
+      auto* cb = reinterpret_cast<Callback*>(p);
+      cb->next = run.claimed;
+      run.claimed = cb;
+    }
+  }
   std::atomic<std::uintptr_t>& word = c->tail.callbacks;
   // seq_cst: Dekker with add_listener (a registrant not seen here sees the completion).
   if (word.load(std::memory_order_seq_cst) == 0) return false;

@@ -1,6 +1,7 @@
 #include "ctxtree/mutex_tree.hpp"
 
 #include <cassert>
+#include <utility>
 
 #include "ctxtree/detail/config.hpp"
 
@@ -40,20 +41,13 @@ namespace {
 
 using CancelNode = MutexTree::CancelNode;
 
-// Marks `c` done (caller holds c->mu and has checked it is live) and, if it has callbacks, queues
-// it on `run` with a reference: they stay registered until run_callbacks pops them. The
-// reference is safe to take: c is linked in its parent (its cancel function holds it) or is the
-// node the caller holds.
-void complete_locked(CancelNode* c, std::uint32_t err, std::error_code cause, CancelNode*& run) {
-  c->cause = cause;
-  c->done.publish(err, /*walking=*/true);
-  if (c->first_callback != nullptr) {
-    detail::retain<MutexTree>(c);
-    c->run_next = run;
-    run = c;
-  }
-  if (c->kind == Kind::timer) detail::stop_deadline<MutexTree>(c);
-}
+// What a completing thread runs after its walk: callbacks it claimed while completing their node
+// (counted ones, linked through Callback::next), then the callbacks still registered on the queued
+// nodes (each queued with a reference). Written and read only by that thread.
+struct RunQueue {
+  CancelNode* nodes = nullptr;
+  Callback* claimed = nullptr;
+};
 
 // Unlinks cb from c's callback list (caller holds c->mu).
 void unlink_callback(CancelNode* c, Callback* cb) noexcept {
@@ -68,11 +62,34 @@ void unlink_callback(CancelNode* c, Callback* cb) noexcept {
   cb->owner = cb->prev = cb->next = nullptr;
 }
 
-// Claims the oldest callback still registered on completed c, or null.
-Callback* claim_callback(CancelNode* c) noexcept {
+// Marks `c` done (caller holds c->mu and has checked it is live). Its oldest callback, if counted
+// (nobody waits for it), is claimed here under the lock already held; if others remain, c is
+// queued with a reference: they stay registered until run_callbacks pops them. The reference is
+// safe to take: c is linked in its parent (its cancel function holds it) or is the node the
+// caller holds.
+void complete_locked(CancelNode* c, std::uint32_t err, std::error_code cause, RunQueue& run) {
+  c->cause = cause;
+  c->done.publish(err, /*walking=*/true);
+  if (Callback* cb = c->last_callback; cb != nullptr && detail::is_counted(cb)) {
+    unlink_callback(c, cb);  // owner null: remove_listener now refuses it
+    cb->next = run.claimed;
+    run.claimed = cb;
+  }
+  if (c->first_callback != nullptr) {
+    detail::retain<MutexTree>(c);
+    c->run_next = run.nodes;
+    run.nodes = c;
+  }
+  if (c->kind == Kind::timer) detail::stop_deadline<MutexTree>(c);
+}
+
+// Claims the oldest callback still registered on completed c, or null; `more` tells whether
+// another remains (none can join a completed node), so the last claim needs no further lock.
+Callback* claim_callback(CancelNode* c, bool& more) noexcept {
   std::lock_guard lock(c->mu);
   Callback* cb = c->last_callback;
   if (cb != nullptr) unlink_callback(c, cb);  // owner null: remove_listener now refuses it
+  more = c->last_callback != nullptr;
   return cb;
 }
 
@@ -89,7 +106,7 @@ CancelNode* pop_child(CancelNode* p) noexcept {
 
 // Completes every live descendant of `root` (already completed by this thread), depth first, hand
 // over hand: at most a parent's and a child's mutex are held at once, parent first.
-void walk(CancelNode* root, std::uint32_t err, std::error_code cause, CancelNode*& run) {
+void walk(CancelNode* root, std::uint32_t err, std::error_code cause, RunQueue& run) {
   CancelNode* cur = root;
   for (;;) {
     CTXTREE_HOOK(cancel_step);
@@ -119,19 +136,32 @@ void walk(CancelNode* root, std::uint32_t err, std::error_code cause, CancelNode
   }
 }
 
-void run_callbacks(CancelNode* run) noexcept {
-  while (CancelNode* c = run) {
-    run = c->run_next;
-    detail::run_claimed([c] { return claim_callback(c); });
-    detail::release<MutexTree>(c);
-  }
+void run_callbacks(RunQueue& run) noexcept {
+  CancelNode* node = nullptr;  // whose callbacks are being claimed; held by the queue
+  bool more = false;           // node may still have one
+  detail::run_claimed([&]() -> Callback* {
+    if (Callback* cb = run.claimed) {
+      run.claimed = cb->next;  // read first: running may end the callback's life
+      return cb;
+    }
+    for (;;) {
+      if (node != nullptr) {
+        if (more)
+          if (Callback* cb = claim_callback(node, more)) return cb;
+        detail::release<MutexTree>(std::exchange(node, nullptr));
+      }
+      if (run.nodes == nullptr) return nullptr;
+      node = std::exchange(run.nodes, run.nodes->run_next);
+      more = true;
+    }
+  });
 }
 
 }  // namespace
 
 void MutexTree::cancel(CancelNode* c, errc err, std::error_code cause) noexcept {
   const auto bits = static_cast<std::uint32_t>(err);
-  CancelNode* run = nullptr;
+  RunQueue run;
   if (c->done.err_bits() != 0) {  // done already (RAII after an explicit cancel): no lock
     c->done.wait_walk();
     return;

@@ -37,10 +37,10 @@
 // `cause_word` by one CAS (packed in 42 bits by ctxtree/detail/cause_table.hpp), so that any
 // thread can publish it; a node completed by a walk stores nothing and reports its parent's cause.
 //
-// Callbacks live in a slot word (one inline callback, or chunks of slots): registration and removal
-// are CASes on a slot, completion closes the word and takes every slot (no traversal of callback
-// memory, which belongs to the user). They run after the walk, with no guard held, on the thread
-// that completed their node.
+// Callbacks live in slots (one inline slot for a counted callback, and chunks of slots):
+// registration and removal are CASes on a slot, completion closes the word and takes every
+// occupied slot (no traversal of callback memory, which belongs to the user). They run after the
+// walk, with no guard held, on the thread that completed their node.
 #pragma once
 
 #include <atomic>
@@ -107,6 +107,9 @@ struct EpochTree::CancelNode : detail::CancelBase<EpochTree> {
     // Callbacks: 0 or the first chunk of a slot list (epoch_listeners.cpp); bit 0 closes it at
     // completion. The completer claims them after its walk, holding a reference to the node.
     std::atomic<std::uintptr_t> callbacks{0};
+    // The inline slot: 0, the node's first counted callback (detail::is_counted), or taken by the
+    // completer, which claims it during the walk. A node with one after_func needs no chunk.
+    std::atomic<std::uintptr_t> first_slot{0};
   } tail;
   // Children and done state (see above). Error bits are set once; kComplete once, after them.
   std::atomic<std::uint64_t> word;

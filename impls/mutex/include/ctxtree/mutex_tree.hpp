@@ -17,6 +17,8 @@
 // Callbacks stay in a completed node's list until its completer pops them, one at a time under
 // the node's mutex, running each before popping the next (detail::run_claimed); the completer
 // holds a reference to the node meanwhile. A callback still listed is removed without waiting.
+// The oldest one, if counted (detail::is_counted: nobody waits for it), is popped already by the
+// walk under the lock it holds to complete the node; the node is queued only if others remain.
 #pragma once
 
 #include <cstddef>
@@ -67,8 +69,8 @@ struct MutexTree::CancelNode : detail::CancelBase<MutexTree> {
   detail::Callback* last_callback = nullptr;  // the oldest: the completer pops from here
   std::size_t children = 0;
 
-  // The completer's queue of completed nodes whose callbacks it still has to run; written and
-  // read only by that thread.
+  // The completer's queue of completed nodes with callbacks still registered; written and read
+  // only by that thread.
   CancelNode* run_next = nullptr;
 };
 

@@ -6,7 +6,8 @@
 // leaves them registered on their completed nodes and claims each one only when the previous one
 // has returned. A callback not yet claimed is still registered, so its owner's destructor (inside
 // a sibling, or on another thread) removes it without waiting; only a claimed one is waited for,
-// and that wait lasts at most this one callback's run.
+// and that wait lasts at most this one callback's run. A counted callback (is_counted) is never
+// waited for, so a tree may claim it already while it completes the node.
 // Whether a callback runs or is stopped is decided here, on `state`, by one CAS — so exactly one
 // of "stop returned true" and "f ran" happens, whatever the race (Go's once-flag).
 //
@@ -102,5 +103,12 @@ struct StopBridge : RefCallback {
 };
 
 inline void release_stop_bridge(StopBridge* b) noexcept { b->unref(); }
+
+// A counted callback's owners drop references and never wait for the tree (only a DoneCallback
+// waits, in wait_released), so claiming it early delays no one's withdrawal: stop() still decides
+// on `state` by try_stop.
+inline bool is_counted(const Callback* cb) noexcept {
+  return cb->release == &RefCallback::unref_callback;
+}
 
 }  // namespace ctxtree::detail
