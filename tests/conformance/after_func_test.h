@@ -5,6 +5,9 @@
 // Exactly one of "a stop call returned true" and "f ran" happens.
 #pragma once
 
+#include <atomic>
+#include <future>
+#include <latch>
 #include <memory>
 #include <thread>
 #include <type_traits>
@@ -286,6 +289,37 @@ TYPED_TEST_P(AfterFuncTest, RegistrationHappensBeforeRunOnOtherThread) {
   }
 }
 
+TYPED_TEST_P(AfterFuncTest, StopOnOtherThreadWhileParentsFuncRunsKeepsChildsFromRunning) {
+  // The child's after_func is pending (not started) while the parent's one runs and blocks: a
+  // stop from another thread returns true at once and the child's never runs.
+  auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  auto [child, cancel_child] = ctxtree::with_cancel(parent);
+  std::latch release_runner(1);
+  std::atomic<int> first{-1};  // which func started first; it blocks until released
+  std::atomic<int> runs[2] = {0, 0};
+  ctxtree::StopFunc stops[2];
+  const ctxtree::Context<TypeParam>* nodes[2] = {&parent, &child};
+  for (int i = 0; i < 2; ++i) {
+    stops[i] = ctxtree::after_func(*nodes[i], [&, i] {
+      runs[i].fetch_add(1);
+      int none = -1;
+      if (first.compare_exchange_strong(none, i)) release_runner.wait();
+    });
+  }
+  std::thread canceller([&cancel = cancel] { cancel(); });
+  ASSERT_TRUE(Eventually([&] { return first.load() != -1; }));
+  const int pending = 1 - first.load();
+  auto stopped = std::async(std::launch::async, [&] { return stops[pending](); });
+  const bool returned = stopped.wait_for(kEventually) == std::future_status::ready;
+  release_runner.count_down();
+  const bool result = stopped.get();
+  canceller.join();
+  EXPECT_TRUE(returned) << "stop() of a func that had not started waited for the running one";
+  EXPECT_TRUE(result);
+  EXPECT_EQ(runs[pending].load(), 0);
+  EXPECT_EQ(runs[1 - pending].load(), 1);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(AfterFuncTest, DoesNotRunBeforeDone, RunsBeforeCancelReturns,
                             SeesContextDoneWhenRunning, RunsOnCancellingThread,
                             RunsWhenDeadlineFires, RunsInlineWhenAlreadyDone, RunsOnce,
@@ -298,6 +332,7 @@ REGISTER_TYPED_TEST_SUITE_P(AfterFuncTest, DoesNotRunBeforeDone, RunsBeforeCance
                             DiscardedStopFuncOnTimerRunsWhenItFires, MovedStopFuncKeepsRegistration,
                             FunctionIsReleasedAfterRun, FunctionIsReleasedAfterStop,
                             FunctionOnNeverDoneContextIsReleasedWithStopFunc,
+                            StopOnOtherThreadWhileParentsFuncRunsKeepsChildsFromRunning,
                             MoveOnlyFunctionIsAccepted, RegistrationHappensBeforeRunOnOtherThread);
 
 }  // namespace ctxtree_test

@@ -277,17 +277,58 @@ TYPED_TEST_P(ReentrancyTest, CallbacksOnManyThreadsCancelEachOther) {
   }
 }
 
-REGISTER_TYPED_TEST_SUITE_P(ReentrancyTest, CallbackCancelsUnrelatedNode,
-                            CallbackCancelsOwnAncestor, CallbackCancelsAncestorThatIsCancellingIt,
-                            CallbackCancelsItsOwnNodeAgain, CallbackDerivesChildrenOfItsDoneContext,
-                            CallbackDerivesChildOfTheAncestorBeingCancelled,
-                            CallbackDerivesChildrenOfLiveContexts,
-                            CallbackDestroysUnrelatedContexts,
-                            CallbackDestroysTheLastHandlesOfItsOwnNode,
-                            CallbackDestroysSiblingBeingCancelled, CallbackCallsItsOwnStopFunc,
-                            CallbackStopsAnotherPendingRegistration, DoneCallbackCancelsOtherNode,
-                            DoneCallbackDerivesAndDestroysContexts,
-                            StopTokenListenerCancelsOtherNode, TimerCallbackCreatesAndCancelsTimers,
-                            CallbacksOnManyThreadsCancelEachOther);
+TYPED_TEST_P(ReentrancyTest, AfterFuncsOnParentAndChildStopEachOtherExactlyOneRuns) {
+  auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  auto [child, cancel_child] = ctxtree::with_cancel(parent);
+  ctxtree::StopFunc on_parent;
+  ctxtree::StopFunc on_child;
+  int runs = 0;
+  bool stopped_other = false;
+  on_parent = ctxtree::after_func(parent, [&] {
+    ++runs;
+    stopped_other = on_child();
+  });
+  on_child = ctxtree::after_func(child, [&] {
+    ++runs;
+    stopped_other = on_parent();
+  });
+  cancel();
+  EXPECT_EQ(runs, 1);
+  EXPECT_TRUE(stopped_other);
+}
+
+TYPED_TEST_P(ReentrancyTest, DoneCallbackEndsPendingAfterFuncOnChildOrParent) {
+  // Each pair: a DoneCallback on one node, an after_func on the other; whichever runs first
+  // withdraws the other, without waiting, and only it runs.
+  for (const bool callback_on_parent : {true, false}) {
+    auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+    auto [child, cancel_child] = ctxtree::with_cancel(parent);
+    std::optional<ctxtree::DoneCallback<TypeParam, std::function<void()>>> callback;
+    ctxtree::StopFunc stop;
+    int runs = 0;
+    callback.emplace(callback_on_parent ? parent : child, [&] {
+      ++runs;
+      stop();
+    });
+    stop = ctxtree::after_func(callback_on_parent ? child : parent, [&] {
+      ++runs;
+      callback.reset();
+    });
+    cancel();
+    EXPECT_EQ(runs, 1) << "DoneCallback on the " << (callback_on_parent ? "parent" : "child");
+  }
+}
+
+REGISTER_TYPED_TEST_SUITE_P(
+    ReentrancyTest, CallbackCancelsUnrelatedNode, CallbackCancelsOwnAncestor,
+    CallbackCancelsAncestorThatIsCancellingIt, CallbackCancelsItsOwnNodeAgain,
+    CallbackDerivesChildrenOfItsDoneContext, CallbackDerivesChildOfTheAncestorBeingCancelled,
+    CallbackDerivesChildrenOfLiveContexts, CallbackDestroysUnrelatedContexts,
+    CallbackDestroysTheLastHandlesOfItsOwnNode, CallbackDestroysSiblingBeingCancelled,
+    CallbackCallsItsOwnStopFunc, CallbackStopsAnotherPendingRegistration,
+    AfterFuncsOnParentAndChildStopEachOtherExactlyOneRuns,
+    DoneCallbackEndsPendingAfterFuncOnChildOrParent, DoneCallbackCancelsOtherNode,
+    DoneCallbackDerivesAndDestroysContexts, StopTokenListenerCancelsOtherNode,
+    TimerCallbackCreatesAndCancelsTimers, CallbacksOnManyThreadsCancelEachOther);
 
 }  // namespace ctxtree_test

@@ -29,4 +29,18 @@ TEST(EpochFootprint, NodesAreSixteenByteAlignedForTheLinkFlags) {
   }
 }
 
+TEST(EpochFootprint, FirstAfterFuncOfANodeTakesTheInlineSlotAndNoChunk) {
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor);
+  bool ran[2] = {false, false};
+  auto first = ctxtree::after_func(c, [&] { ran[0] = true; });
+  EXPECT_NE(n->tail.first_slot.load(), 0u);
+  EXPECT_EQ(n->tail.callbacks.load(), 0u) << "a chunk was allocated for the first after_func";
+  auto second = ctxtree::after_func(c, [&] { ran[1] = true; });
+  EXPECT_NE(n->tail.callbacks.load(), 0u);
+  cancel();
+  EXPECT_TRUE(ran[0]);
+  EXPECT_TRUE(ran[1]);
+}
+
 }  // namespace
