@@ -114,7 +114,7 @@ std::atomic<std::uintptr_t>* place(CallbackChunk* first, Callback* cb) {
 std::atomic<std::uintptr_t>* place_inline(CancelNode* c, Callback* cb) noexcept {
   std::atomic<std::uintptr_t>& s = c->tail.first_slot;
   std::uintptr_t expected = 0;
-  // seq_cst: Dekker with completion, as in put_in_chunk (take_inline passes an empty slot).
+  // seq_cst: Dekker with completion, as in put_in_chunk (take_callbacks passes an empty slot).
   if (s.load(std::memory_order_relaxed) == 0 &&
       s.compare_exchange_strong(expected, bits_of(cb), std::memory_order_seq_cst))
     return &s;
