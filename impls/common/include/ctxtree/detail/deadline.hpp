@@ -29,7 +29,7 @@ void start_deadline(typename Tree::CancelNode* c, std::error_code cause) {
   t->cause = cause ? cause : make_error_code(errc::deadline_exceeded);
   t->fire = &fire_deadline<Tree>;
   if (Tree::is_done(c)) return;  // the parent was done: the child inherited its error
-  if (Clock::now().time_since_epoch().count() >= t->when) {
+  if (deadline_now() >= t->when) {
     Tree::cancel(c, errc::deadline_exceeded, t->cause);
     return;
   }
