@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "test_util.h"
@@ -227,6 +228,27 @@ TYPED_TEST_P(ManualClockTest, GrpcTimeoutIsMeasuredOnManualNow) {
   EXPECT_EQ(ctxtree::wire::grpc_timeout(c), "1000000u");
 }
 
+// The clock that DeadlinePassingBeforeArmHook advances (one test at a time uses it).
+inline ManualClock* g_clock_to_advance = nullptr;
+
+inline void AdvanceOneSecondBeforeArm(ctxtree::detail::HookPoint p) noexcept {
+  if (p != ctxtree::detail::HookPoint::deadline_arm || g_clock_to_advance == nullptr) return;
+  std::exchange(g_clock_to_advance, nullptr)->advance(1s);
+}
+
+TYPED_TEST_P(ManualClockTest, DeadlinePassedBetweenCheckAndArmIsDoneAtOnce) {
+  // An advance between with_timeout's look at the clock and the arming of its timer: the
+  // deadline is already due when armed, and no later advance may be needed to fire it.
+  ManualClock clock;
+  g_clock_to_advance = &clock;
+  ctxtree::detail::set_hook(&AdvanceOneSecondBeforeArm);
+  auto [c, cancel] = ctxtree::with_timeout(ctxtree::background<TypeParam>(), 1s);
+  ctxtree::detail::set_hook(nullptr);
+  ASSERT_EQ(g_clock_to_advance, nullptr);  // the hook ran
+  EXPECT_EQ(*c.deadline(), clock.now());
+  EXPECT_EQ(c.err(), DeadlineExceeded());
+}
+
 TYPED_TEST_P(ManualClockTest, ConcurrentAdvancesAreSerialised) {
   ManualClock clock;
   const auto start = clock.now();
@@ -280,6 +302,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     DeadlineAtOrBeforeManualNowIsDoneAtOnce, AbsoluteDeadlineFiresWhenManualNowReachesIt,
     ChildsEarlierDeadlineFiresAloneFirst, ParentsEarlierDeadlineFinishesChild,
     CancelledContextDoesNotFireOnAdvance, GrpcTimeoutIsMeasuredOnManualNow,
-    ConcurrentAdvancesAreSerialised, TimeoutsCreatedDuringAdvancesAreNeverLeftBehind);
+    DeadlinePassedBetweenCheckAndArmIsDoneAtOnce, ConcurrentAdvancesAreSerialised,
+    TimeoutsCreatedDuringAdvancesAreNeverLeftBehind);
 
 }  // namespace ctxtree_test

@@ -6,6 +6,7 @@
 
 #include <system_error>
 
+#include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/node.hpp"
 #include "ctxtree/detail/timer.hpp"
 #include "ctxtree/errc.hpp"
@@ -33,6 +34,7 @@ void start_deadline(typename Tree::CancelNode* c, std::error_code cause) {
     Tree::cancel(c, errc::deadline_exceeded, t->cause);
     return;
   }
+  CTXTREE_HOOK(deadline_arm);
   retain<Tree>(c);  // the timer's reference; the caller holds two more, so undoing cannot free
   bool armed;
   try {
