@@ -14,6 +14,9 @@
 // as any wait for oneself does. The ManualClock may be destroyed by a callback run by advance():
 // that advance() then returns at once, firing nothing more (its `this` is not used again).
 //
+// A deadline that had come on the steady clock but not yet fired when the ManualClock was created
+// is due on it at once, and fires at the next advance() (advance(0s) included).
+//
 // At most one ManualClock is alive in a process: a second constructor throws std::logic_error.
 // The destructor returns the process to the steady clock: deadlines still pending fire on real
 // time at their same time points (at once if those have passed, later if now() was ahead of the
