@@ -290,15 +290,17 @@ bool TimerService::arm(TimerEntry* e) {
       delete r;
       throw;
     }
-    // The one atomic that a completion's disarm() also changes: whichever comes first in its
-    // modification order wins. Release: a disarm() that takes the record sees it constructed.
+    // An advance since the caller looked at the clock may have passed the deadline: firing it
+    // here, under mu, leaves no due entry behind in the heap.
     const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
     if (manual != kNoManual && e->when <= manual) {
       lock.unlock();
       delete r;
-      e->fire(e);  // due on the manual clock already: done at once, as if found so by the caller
+      e->fire(e);  // done at once, as if the caller had found it due
       return true;
     }
+    // The one atomic that a completion's disarm() also changes: whichever comes first in its
+    // modification order wins. Release: a disarm() that takes the record sees it constructed.
     TimerRecord* open = nullptr;
     if (!e->record.compare_exchange_strong(open, r, std::memory_order_release,
                                            std::memory_order_relaxed)) {
