@@ -21,6 +21,7 @@
 
 #include <ctxtree/ctxtree.hpp>
 #include <ctxtree/detail/config.hpp>  // the test hook (ctxtree::hooked)
+#include <ctxtree/testing.hpp>
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define CTXTREE_TEST_SANITIZED 1
@@ -48,6 +49,7 @@ namespace ctxtree_test {
 
 using namespace std::chrono_literals;
 using ctxtree::Clock;
+using ctxtree::testing::ManualClock;
 
 // "Eventually": a generous bound for things that happen asynchronously (timers firing, the timer
 // thread dropping its references). Only ever an upper bound; no test asserts a lower one.

@@ -48,6 +48,12 @@ TimerRecord* const kClosed = reinterpret_cast<TimerRecord*>(alignof(TimerRecord)
 
 constexpr Clock::rep kAwake = std::numeric_limits<Clock::rep>::min();
 constexpr Clock::rep kNever = std::numeric_limits<Clock::rep>::max();
+
+// The manual time, or kNoManual while deadlines are on the steady clock. Written only under the
+// service mutex (which orders the writes with the heap); read lock-free by deadline_now(). Relaxed
+// throughout: only the value itself is read, and it publishes no other data.
+constexpr Clock::rep kNoManual = std::numeric_limits<Clock::rep>::min();
+std::atomic<Clock::rep> g_manual_now{kNoManual};
 }  // namespace
 
 // The fork handlers' service, set before they are registered (instance() may still be
@@ -179,6 +185,15 @@ struct TimerService::Impl {
       const std::uint32_t seen = wake_seq.load(std::memory_order_acquire);
       // Relaxed: ordered by the acquire above.
       if (purge_requested.exchange(false, std::memory_order_relaxed)) purge();
+      if (g_manual_now.load(std::memory_order_relaxed) != kNoManual) {
+        // Manual time: advance_manual() fires the entries. kAwake keeps arm() from waking us;
+        // stop_manual() and purge requests bump the word.
+        sleeping_until = kAwake;
+        lock.unlock();
+        futex_wait(wake_seq, seen, std::nullopt);
+        lock.lock();
+        continue;
+      }
       const Clock::rep now = Clock::now().time_since_epoch().count();
       if (heap.empty() || heap.front().when > now) {
         sleeping_until = heap.empty() ? kNever : heap.front().when;
@@ -275,6 +290,15 @@ bool TimerService::arm(TimerEntry* e) {
       delete r;
       throw;
     }
+    // An advance since the caller looked at the clock may have passed the deadline: firing it
+    // here, under mu, leaves no due entry behind in the heap.
+    const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
+    if (manual != kNoManual && e->when <= manual) {
+      lock.unlock();
+      delete r;
+      e->fire(e);  // done at once, as if the caller had found it due
+      return true;
+    }
     // The one atomic that a completion's disarm() also changes: whichever comes first in its
     // modification order wins. Release: a disarm() that takes the record sees it constructed.
     TimerRecord* open = nullptr;
@@ -308,9 +332,62 @@ bool TimerService::disarm(TimerEntry* e) noexcept {
   return took;
 }
 
+bool TimerService::start_manual() {
+  Impl& s = *impl_;
+  std::lock_guard lock(s.mu);
+  if (g_manual_now.load(std::memory_order_relaxed) != kNoManual) return false;
+  g_manual_now.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  return true;
+}
+
+void TimerService::stop_manual() noexcept {
+  Impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mu);
+    g_manual_now.store(kNoManual, std::memory_order_relaxed);
+    // Relaxed: as in arm(), the thread reads the word under mu or compares it in the kernel.
+    s.wake_seq.fetch_add(1, std::memory_order_relaxed);
+  }
+  futex_wake_all(s.wake_seq);
+}
+
+void TimerService::advance_manual(Clock::rep to) noexcept {
+  Impl& s = *impl_;
+  std::unique_lock lock(s.mu);
+  // One entry per acquisition, so that an entry armed by a callback with an earlier deadline than
+  // the next one fires first.
+  for (;;) {
+    const Clock::rep now = g_manual_now.load(std::memory_order_relaxed);
+    if (now == kNoManual) return;  // manual time ended in a callback
+    if (s.heap.empty() || s.heap.front().when > to) {
+      g_manual_now.store(std::max(now, to), std::memory_order_relaxed);
+      return;
+    }
+    const Clock::rep when = s.heap.front().when;
+    TimerRecord* r = s.pop_min();
+    s.heap_size.store(s.heap.size(), std::memory_order_relaxed);  // relaxed: see purge()
+    g_manual_now.store(std::max(now, when), std::memory_order_relaxed);
+    lock.unlock();
+    // Acq_rel: one exchange of the two (this, or disarm's) takes the entry.
+    TimerEntry* e = r->target.exchange(nullptr, std::memory_order_acq_rel);
+    r->unref();
+    if (e != nullptr) {
+      e->fire(e);  // user callbacks: no lock held
+    } else {
+      s.cancelled.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see purge()
+    }
+    lock.lock();
+  }
+}
+
+Clock::rep deadline_now() noexcept {
+  const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
+  return manual != kNoManual ? manual : Clock::now().time_since_epoch().count();
+}
+
 std::string format_deadline(Clock::rep when) {
   const double in_s =
-      std::chrono::duration<double>(Clock::duration(when) - Clock::now().time_since_epoch())
+      std::chrono::duration<double>(Clock::duration(when) - Clock::duration(deadline_now()))
           .count();
   char buf[64];
   std::snprintf(buf, sizeof buf, "steady+%.6fs [%.6fs]",

@@ -371,7 +371,7 @@ std::pair<Context<Tree>, Func> derive_deadline(Node<Tree>* p, Clock::time_point 
 
 template <class Rep, class Period>
 Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& t) {
-  const auto now = Clock::now();
+  const Clock::time_point now{Clock::duration(deadline_now())};
   const auto room = std::chrono::duration<double>(Clock::time_point::max() - now);
   if (std::chrono::duration<double>(t) >= room) return Clock::time_point::max();
   return now + std::chrono::ceil<Clock::duration>(t);

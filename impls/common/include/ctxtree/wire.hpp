@@ -45,7 +45,7 @@ std::optional<std::string> grpc_timeout(const Context<Tree>& c) {
   ctxtree::detail::require(c, "grpc_timeout");
   const std::optional<Clock::time_point> d = c.deadline();
   if (!d) return std::nullopt;
-  const auto remaining = *d - Clock::now();
+  const auto remaining = *d - Clock::time_point(Clock::duration(ctxtree::detail::deadline_now()));
   if (c.is_done() || remaining <= Clock::duration::zero()) return std::string("1n");
   return detail::encode_grpc_timeout(remaining);
 }

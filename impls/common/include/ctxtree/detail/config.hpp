@@ -18,6 +18,7 @@ enum class HookPoint : std::uint8_t {
   callback_register,  // a callback is being linked
   callback_run,       // a callback is about to run
   timer_locked,       // the timer thread holds the timer service's lock
+  deadline_arm,       // a deadline found in the future is about to be armed
 };
 
 using HookFn = void (*)(HookPoint) noexcept;

@@ -6,6 +6,7 @@
 
 #include <system_error>
 
+#include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/node.hpp"
 #include "ctxtree/detail/timer.hpp"
 #include "ctxtree/errc.hpp"
@@ -29,10 +30,11 @@ void start_deadline(typename Tree::CancelNode* c, std::error_code cause) {
   t->cause = cause ? cause : make_error_code(errc::deadline_exceeded);
   t->fire = &fire_deadline<Tree>;
   if (Tree::is_done(c)) return;  // the parent was done: the child inherited its error
-  if (Clock::now().time_since_epoch().count() >= t->when) {
+  if (deadline_now() >= t->when) {
     Tree::cancel(c, errc::deadline_exceeded, t->cause);
     return;
   }
+  CTXTREE_HOOK(deadline_arm);
   retain<Tree>(c);  // the timer's reference; the caller holds two more, so undoing cannot free
   bool armed;
   try {

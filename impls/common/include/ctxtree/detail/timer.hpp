@@ -24,6 +24,12 @@
 // when deadlines are pending (else on the next arm): deadlines armed before the fork fire there
 // too, except one whose firing had begun on the parent's thread. When the fork is called from a
 // deadline callback, the child's thread is the timer thread and goes on serving the timers.
+//
+// Manual time (ctxtree::testing::ManualClock). While it is on, deadline_now() reads the manual
+// time instead of the steady clock, the thread leaves every entry in the heap (it waits without a
+// time limit, and wakes only to purge or when manual time ends), and advance_manual() fires the
+// due entries one by one on its caller's thread. The entries keep their steady-clock time points,
+// so when manual time ends the thread fires what is left at those same points.
 #pragma once
 
 #include <atomic>
@@ -52,13 +58,25 @@ class TimerService {
 
   // Schedules `e->fire(e)` at `e->when`; the entry must not have been armed. Returns false,
   // arming nothing, when disarm() ran first (the node completed meanwhile): the caller keeps the
-  // reference it meant for the timer. Throws std::bad_alloc (or std::system_error when the thread
-  // cannot start) before changing anything.
+  // reference it meant for the timer. Under manual time, an entry already due (a manual advance
+  // passed it since the caller looked at the clock) fires at once on this thread, returning true.
+  // Throws std::bad_alloc (or std::system_error when the thread cannot start) before changing
+  // anything.
   bool arm(TimerEntry* e);
   // Lock-free. Cancels the entry: true if this kept an armed entry from firing (the caller then
   // owns the timer's reference on the node); false if firing began, or nothing was armed, in
   // which case no later arm() arms it either.
   bool disarm(TimerEntry* e) noexcept;
+
+  // Manual time. start_manual() turns it on at the steady clock's now; false if it is on already.
+  bool start_manual();
+  // Back to the steady clock: the thread fires the pending entries at their time points.
+  void stop_manual() noexcept;
+  // Moves manual time to `to` (never backwards), first firing on this thread, in deadline order,
+  // every entry due by then, with deadline_now() at each entry's time point while it fires. Stops
+  // early if manual time ends meanwhile. Entries armed by the callbacks are included. The caller
+  // serialises calls from different threads.
+  void advance_manual(std::chrono::steady_clock::rep to) noexcept;
 
   struct Impl;
 
@@ -66,6 +84,9 @@ class TimerService {
   TimerService() = default;
   Impl* impl_ = nullptr;
 };
+
+// The time deadlines are measured on: the manual time while it is on, else the steady clock.
+std::chrono::steady_clock::rep deadline_now() noexcept;
 
 // The text inside to_string's ".WithDeadline(...)".
 std::string format_deadline(std::chrono::steady_clock::rep when);
