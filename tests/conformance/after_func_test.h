@@ -320,6 +320,23 @@ TYPED_TEST_P(AfterFuncTest, StopOnOtherThreadWhileParentsFuncRunsKeepsChildsFrom
   EXPECT_EQ(runs[1 - pending].load(), 1);
 }
 
+TYPED_TEST_P(AfterFuncTest, StopReachingTheTreeAfterTheCompletionReturnedWinsAndFuncNeverRuns) {
+  // The completion claimed f and paused before running it; the stop wins f, and reaches the
+  // tree only after that completion has returned: what it reads there must still be alive.
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  std::atomic<int> runs{0};
+  auto stop = ctxtree::after_func(c, [&] { runs.fetch_add(1); });
+  ScopedWithdrawalAfterCompletion order;
+  std::thread canceller([&cancel = cancel] { cancel(); });
+  EXPECT_TRUE(Eventually([&] { return order.completion_paused(); }));
+  auto stopped = std::async(std::launch::async, [&] { return stop(); });
+  EXPECT_TRUE(Eventually([&] { return order.withdrawal_reached_tree(); }));
+  canceller.join();
+  order.release();
+  EXPECT_TRUE(stopped.get());
+  EXPECT_EQ(runs.load(), 0);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(AfterFuncTest, DoesNotRunBeforeDone, RunsBeforeCancelReturns,
                             SeesContextDoneWhenRunning, RunsOnCancellingThread,
                             RunsWhenDeadlineFires, RunsInlineWhenAlreadyDone, RunsOnce,
@@ -333,6 +350,7 @@ REGISTER_TYPED_TEST_SUITE_P(AfterFuncTest, DoesNotRunBeforeDone, RunsBeforeCance
                             FunctionIsReleasedAfterRun, FunctionIsReleasedAfterStop,
                             FunctionOnNeverDoneContextIsReleasedWithStopFunc,
                             StopOnOtherThreadWhileParentsFuncRunsKeepsChildsFromRunning,
-                            MoveOnlyFunctionIsAccepted, RegistrationHappensBeforeRunOnOtherThread);
+                            MoveOnlyFunctionIsAccepted, RegistrationHappensBeforeRunOnOtherThread,
+                            StopReachingTheTreeAfterTheCompletionReturnedWinsAndFuncNeverRuns);
 
 }  // namespace ctxtree_test

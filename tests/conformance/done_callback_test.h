@@ -307,6 +307,26 @@ TYPED_TEST_P(DoneCallbackTest, SlidingWindowOnLongLivedContextKeepsMemoryFlat) {
   EXPECT_FALSE(ran);
 }
 
+TYPED_TEST_P(DoneCallbackTest,
+             DestructorReachingTheTreeAfterTheCompletionReturnedKeepsItFromRunning) {
+  // The completion claimed the callback and paused before running it; the destructor stops it,
+  // and reaches the tree only after that completion has returned: what it reads there must
+  // still be alive.
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  std::atomic<int> runs{0};
+  ScopedCallback<TypeParam> callback;
+  callback.emplace(c, [&] { runs.fetch_add(1); });
+  ScopedWithdrawalAfterCompletion order;
+  std::thread canceller([&cancel = cancel] { cancel(); });
+  EXPECT_TRUE(Eventually([&] { return order.completion_paused(); }));
+  std::thread destroyer([&] { callback.reset(); });
+  EXPECT_TRUE(Eventually([&] { return order.withdrawal_reached_tree(); }));
+  canceller.join();
+  order.release();
+  destroyer.join();
+  EXPECT_EQ(runs.load(), 0);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     DoneCallbackTest, RunsBeforeCancelReturns, RunsInConstructorWhenAlreadyDone,
     RunsOnCancellingThread, RunsWhenDeadlineFires, RunsWhenAncestorIsCancelled, RunsOnce,
@@ -318,6 +338,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     CallbackDestroysPendingOneAcrossParentAndChildWithoutWaiting,
     CallbackDestroysPendingOneAcrossChildAndParentWithoutWaiting,
     DestroyingPendingCallbackOnOtherThreadDoesNotWaitForRunningSibling,
-    SlidingWindowOnLongLivedContextKeepsMemoryFlat);
+    SlidingWindowOnLongLivedContextKeepsMemoryFlat,
+    DestructorReachingTheTreeAfterTheCompletionReturnedKeepsItFromRunning);
 
 }  // namespace ctxtree_test

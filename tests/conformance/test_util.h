@@ -180,6 +180,46 @@ class ScopedYieldHook {
   }
 };
 
+// Orders a withdrawal after the completion that claimed its callback: the completing thread
+// pauses before it runs its first claimed callback (callback_run) until another thread has
+// stopped that callback and reached the tree's remove_listener (callback_remove); the withdrawal
+// waits there until release(), which the test calls once the completion has returned. Waits are
+// bounded, so a tree that never reaches a step fails the test instead of hanging it.
+class ScopedWithdrawalAfterCompletion {
+ public:
+  ScopedWithdrawalAfterCompletion() {
+    phase_.store(kIdle);
+    ctxtree::detail::set_hook(&Hook);
+  }
+  ~ScopedWithdrawalAfterCompletion() {
+    release();
+    ctxtree::detail::set_hook(nullptr);
+  }
+  ScopedWithdrawalAfterCompletion(const ScopedWithdrawalAfterCompletion&) = delete;
+  ScopedWithdrawalAfterCompletion& operator=(const ScopedWithdrawalAfterCompletion&) = delete;
+
+  bool completion_paused() const { return phase_.load() >= kCompletionPaused; }
+  bool withdrawal_reached_tree() const { return phase_.load() >= kWithdrawalAtTree; }
+  void release() { phase_.store(kReleased); }
+
+ private:
+  static constexpr int kIdle = 0;
+  static constexpr int kCompletionPaused = 1;
+  static constexpr int kWithdrawalAtTree = 2;
+  static constexpr int kReleased = 3;
+
+  static void Hook(ctxtree::detail::HookPoint p) noexcept {
+    using ctxtree::detail::HookPoint;
+    int expected = p == HookPoint::callback_run ? kIdle : kCompletionPaused;
+    if (p != HookPoint::callback_run && p != HookPoint::callback_remove) return;
+    if (!phase_.compare_exchange_strong(expected, expected + 1)) return;
+    const auto give_up = std::chrono::steady_clock::now() + kEventually;
+    while (phase_.load() < expected + 2 && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::yield();
+  }
+  static inline std::atomic<int> phase_{kIdle};
+};
+
 // The base fixture of every suite: the live-node count returns to its value at the start.
 template <class Tree>
 class TreeTest : public ::testing::Test {

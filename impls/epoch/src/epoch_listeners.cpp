@@ -196,6 +196,7 @@ bool EpochTree::add_listener(CancelNode* c, Callback* cb) {
 }
 
 bool EpochTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
+  CTXTREE_HOOK(callback_remove);
   return unlink_callback(c, cb);
 }
 

@@ -760,6 +760,7 @@ bool LockFreeTree::add_listener(CancelNode* c, Callback* cb) {
 }
 
 bool LockFreeTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
+  CTXTREE_HOOK(callback_remove);
   auto* w = static_cast<Word*>(cb->owner);
   const auto bit = static_cast<unsigned>(cb->tree_word.load(std::memory_order_relaxed));
   const std::uint64_t b = clear_slot(w, bit, /*only_open=*/true);

@@ -212,6 +212,7 @@ bool MutexTree::add_listener(CancelNode* c, Callback* cb) {
 }
 
 bool MutexTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
+  CTXTREE_HOOK(callback_remove);
   std::lock_guard lock(c->mu);
   if (cb->owner != c) return false;  // the completer claimed it
   unlink_callback(c, cb);

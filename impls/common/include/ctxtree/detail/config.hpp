@@ -17,6 +17,7 @@ enum class HookPoint : std::uint8_t {
   cancel_step,        // one step of a cancel walk
   callback_register,  // a callback is being linked
   callback_run,       // a callback is about to run
+  callback_remove,    // a stopped callback's registration is about to be withdrawn
   timer_locked,       // the timer thread holds the timer service's lock
   deadline_arm,       // a deadline found in the future is about to be armed
 };
