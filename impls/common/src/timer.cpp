@@ -462,7 +462,7 @@ bool TimerService::arm(TimerEntry* e) {
     const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
     if (manual != kNoManual && e->when <= manual) {
       lock.unlock();
-      delete r;
+      release_record(r);
       e->fire(e);  // done at once, as if the caller had found it due
       return true;
     }
