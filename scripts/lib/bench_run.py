@@ -326,6 +326,7 @@ def main():
 
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_id += "-quick" if args.quick else ""
+    run_id += "" if allocator["name"] == "glibc" else f"-{allocator['name']}"
     run_dir = os.path.join(args.out, run_id)
     raw = os.path.join(run_dir, "raw")
     os.makedirs(raw)
