@@ -5,7 +5,7 @@
 
 namespace ctxtree::detail {
 
-void run_callback(Callback* cb) noexcept {
+bool run_callback(Callback* cb) noexcept {
   CTXTREE_HOOK(callback_run);
   // Relaxed: published to a destructor on another thread by the CAS below.
   cb->runner.store(std::this_thread::get_id(), std::memory_order_relaxed);
@@ -15,11 +15,14 @@ void run_callback(Callback* cb) noexcept {
     bool destroyed = false;
     cb->destroyed_in_run = &destroyed;
     cb->invoke(cb);
-    if (destroyed) return;  // the owner was destroyed inside f; `cb` is gone
+    if (destroyed) return true;  // the owner was destroyed inside f; `cb` is gone
     // Release: whoever waits for the end of f sees everything f did.
     cb->state.fetch_xor(Callback::kRunning ^ Callback::kFinished, std::memory_order_acq_rel);
+    cb->release(cb);
+    return true;
   }
   cb->release(cb);
+  return false;
 }
 
 void mark_released(Callback* cb) noexcept {

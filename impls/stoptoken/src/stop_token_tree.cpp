@@ -25,26 +25,19 @@ struct DrainState {
 thread_local DrainState tls_drain;
 
 // A callback's std::stop_callback, owned by counted references: the callback's registration
-// (dropped by the claimer), add_listener while it constructs the std::stop_callback, and the
-// drain's run list while it holds the registration. The claim — who took the callback first:
-// the thread that runs it after a drain, the registration itself when the source was already
-// stopped, or remove_listener — lives in the callback's `tree_word`, not here: an owner whose
-// try_stop won may call remove_listener after the runner has skipped the callback and dropped
-// this registration, and the callback outlives that call while this may not. The claimer owns
-// the run-or-skip decision. A drain does not claim: the std::stop_callback only queues the
-// registration, and the callback is claimed when its turn to run comes, so until then
-// remove_listener withdraws it without waiting.
+// (dropped by the claimer; see below), add_listener while it constructs the std::stop_callback,
+// and the drain's run list while it holds the registration. `word` records who claimed the
+// callback first — the thread that runs it after a drain, the registration itself when the
+// source was already stopped, or remove_listener; the claimer owns the run-or-skip decision. A
+// drain does not claim: the std::stop_callback only queues the registration, and the callback
+// is claimed when its turn to run comes, so until then remove_listener withdraws it without
+// waiting. The owner calls remove_listener exactly when its try_stop won, also after a runner
+// has claimed the callback and found it stopped, and then reads this registration: so a runner
+// drops the registration's reference only for a callback that ran, and remove_listener drops it
+// when its claim fails.
 constexpr std::uint32_t kClaimedByRunner = 1;
 constexpr std::uint32_t kClaimedInline = 2;
 constexpr std::uint32_t kClaimedByRemove = 3;
-
-// Sets the claim if nobody has claimed the callback. acq_rel: one winner, which sees the
-// registration (pairs with the other claimers).
-bool claim_callback(Callback* cb, std::uint32_t who) noexcept {
-  std::uintptr_t none = 0;
-  return cb->tree_word.compare_exchange_strong(none, who, std::memory_order_acq_rel,
-                                               std::memory_order_acquire);
-}
 
 struct ListenerReg {
   struct Invoke {
@@ -56,11 +49,18 @@ struct ListenerReg {
     // acq_rel: the last owner must see every other owner's writes before deleting.
     if (refs.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
   }
-  bool claim(std::uint32_t who) noexcept { return claim_callback(cb, who); }
+  // Sets the claim if nobody has claimed the callback. acq_rel: one winner, which sees the
+  // registration (pairs with the other claimers).
+  bool claim(std::uint32_t who) noexcept {
+    std::uint32_t none = 0;
+    return word.compare_exchange_strong(none, who, std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+  }
 
   Callback* const cb;
   std::atomic<std::uint32_t> refs{2};  // the registration and add_listener
-  ListenerReg* run_next = nullptr;     // the drain's run list; written only by that thread
+  std::atomic<std::uint32_t> word{0};
+  ListenerReg* run_next = nullptr;  // the drain's run list; written only by that thread
   std::optional<std::stop_callback<Invoke>> registration;
 };
 
@@ -206,22 +206,24 @@ void StopTokenTree::cancel(CancelNode* c, errc err, std::error_code cause) noexc
   CTXTREE_HOOK(remove_child);
   if (c->cancel_parent != nullptr) leave_parent_set(c);
   c->link.reset();
-  // A claimed callback's registration is dropped only once the callback has run: until then its
-  // owner may still call remove_listener (after a successful try_stop), which reads it.
   ListenerReg* run = std::exchange(tls_drain.run, nullptr);
-  ListenerReg* ran = nullptr;
-  detail::run_claimed([&run, &ran]() -> Callback* {
-    if (ran != nullptr) std::exchange(ran, nullptr)->unref(2);  // ours and the registration's
-    while (ListenerReg* reg = run) {
-      run = reg->run_next;
-      if (reg->claim(kClaimedByRunner)) {
-        ran = reg;
-        return reg->cb;
-      }
-      reg->unref();  // remove_listener withdrew it
-    }
-    return nullptr;
-  });
+  ListenerReg* current = nullptr;
+  detail::run_claimed(
+      [&run, &current]() -> Callback* {
+        while (ListenerReg* reg = run) {
+          run = reg->run_next;
+          if (reg->claim(kClaimedByRunner)) {
+            current = reg;
+            return reg->cb;
+          }
+          reg->unref();  // remove_listener withdrew it
+        }
+        return nullptr;
+      },
+      [&current](bool ran) {
+        // Ours, and the registration's if f ran; a stopped one's owner is yet to withdraw it.
+        current->unref(ran ? 2 : 1);
+      });
 }
 
 bool StopTokenTree::add_listener(CancelNode* c, Callback* cb) {
@@ -231,7 +233,7 @@ bool StopTokenTree::add_listener(CancelNode* c, Callback* cb) {
   cb->owner = reg;  // read by remove_listener, which the owner calls after this returns
   reg->registration.emplace(c->source.get_token(), ListenerReg::Invoke{reg});
   // Acquire: an inline claim happened on this thread; a runner's claim needs no reading here.
-  if (cb->tree_word.load(std::memory_order_acquire) == kClaimedInline) {
+  if (reg->word.load(std::memory_order_acquire) == kClaimedInline) {
     reg->unref(2);  // the source was already stopped: nothing stays registered
     return false;
   }
@@ -241,10 +243,13 @@ bool StopTokenTree::add_listener(CancelNode* c, Callback* cb) {
 
 bool StopTokenTree::remove_listener(CancelNode*, Callback* cb) noexcept {
   CTXTREE_HOOK(callback_remove);
-  // Only a winning claim may touch the registration: a runner that claimed first may have
-  // dropped it already.
-  if (!claim_callback(cb, kClaimedByRemove)) return false;  // the runner runs or skips it
   auto* reg = static_cast<ListenerReg*>(cb->owner);
+  if (!reg->claim(kClaimedByRemove)) {
+    // A runner claimed it and skips it (this owner's try_stop won): the registration's
+    // reference was left to us.
+    reg->unref();
+    return false;
+  }
   reg->registration.reset();  // deregisters; waits out an Invoke running on another thread
   reg->unref();               // the registration's reference; a drain may still hold one
   return true;

@@ -48,9 +48,10 @@ struct Callback {
   Atomic<std::uintptr_t> tree_word{0};
 };
 
-// Runs `cb` unless it was stopped, then ends the registration. Called by the thread that
-// completes the node, with no lock held.
-void run_callback(Callback* cb) noexcept;
+// Runs `cb` unless it was stopped, then ends the registration. True if f ran (or started);
+// false if a try_stop won, whose owner then calls the tree's remove_listener. Called by the
+// thread that completes the node, with no lock held; `cb` may be gone when it returns.
+bool run_callback(Callback* cb) noexcept;
 
 // Runs the callbacks of a completion one at a time: `claim()` takes the next one off its node for
 // this thread (the tree's claim is the one-winner decision against remove_listener) or returns
@@ -58,6 +59,13 @@ void run_callback(Callback* cb) noexcept;
 template <class Claim>
 void run_claimed(Claim&& claim) noexcept {
   while (Callback* cb = claim()) run_callback(cb);
+}
+
+// The same, telling `ran(bool)` after each one whether f ran: for a tree whose registration
+// outlives a stopped callback until its owner has withdrawn it.
+template <class Claim, class Ran>
+void run_claimed(Claim&& claim, Ran&& ran) noexcept {
+  while (Callback* cb = claim()) ran(run_callback(cb));
 }
 
 // armed → stopped. True if this call kept the function from running.
