@@ -462,7 +462,7 @@ bool TimerService::arm(TimerEntry* e) {
     const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
     if (manual != kNoManual && e->when <= manual) {
       lock.unlock();
-      release_record(r);
+      delete r;
       e->fire(e);  // done at once, as if the caller had found it due
       return true;
     }
