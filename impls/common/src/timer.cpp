@@ -21,187 +21,23 @@ namespace ctxtree::detail {
 
 using Clock = std::chrono::steady_clock;
 
-void release_record(TimerRecord* r) noexcept;
-
 // The heap's half of an armed entry: small and separately owned, so that cancelling a deadline
 // frees its node at once while the record waits in the heap for the timer thread to drop it. It
 // has two owners, each dropping one reference: the heap side (the thread, once the record leaves
-// the heap) and the entry side (whoever takes TimerEntry::record: disarm()). The last one hands
-// the record back to the record pool below.
+// the heap) and the entry side (whoever takes TimerEntry::record: disarm()).
 struct TimerRecord {
   // The entry until one exchange takes it: the thread's, to fire it, or disarm()'s, to cancel it.
   // The taker drops the timer's reference on the node, so exactly one side does.
-  std::atomic<TimerEntry*> target{nullptr};
-  std::atomic<std::uint32_t> refs{0};
-  // While the record is free: the next record of its batch, and the next batch in the pool.
-  TimerRecord* next = nullptr;
-  TimerRecord* next_batch = nullptr;
+  std::atomic<TimerEntry*> target;
+  std::atomic<std::uint32_t> refs{2};
+
+  explicit TimerRecord(TimerEntry* e) noexcept : target(e) {}
 
   void unref() noexcept {
-    // Acq_rel: the last owner recycles the record after everything the other owner did with it.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) release_record(this);
+    // Acq_rel: the last owner frees the record after everything the other owner did with it.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 };
-
-// The record pool. Every arm needs a record and the last owner, often the timer thread, drops
-// it, so records would cross threads through malloc on every deadline. Instead each thread keeps
-// a cache of free records (no atomics on its fast paths) of at most two batches of kRecordBatch;
-// a cache that would hold more hands a batch to a global LIFO of batches, and an empty cache
-// takes a batch from there before it allocates a block of kRecordBatch records. A thread's exit
-// hands its cache to the LIFO; records armed by a thread belong to no thread. Records are never
-// given back to malloc, yet the pool stays within the peak of records out of it (armed, or
-// cancelled in the heap, which the purge keeps within about twice the live deadlines) plus two
-// batches per thread: a block is allocated only when the caller's cache and the LIFO are empty.
-// Every block stays linked from g_record_blocks, so leak checkers see every record reachable.
-namespace {
-constexpr std::uint32_t kRecordBatch = 64;
-
-struct RecordBlock {
-  RecordBlock* next = nullptr;
-  TimerRecord records[kRecordBatch];
-};
-
-// Only pushed to (one CAS per block); never read: it keeps the blocks reachable.
-constinit std::atomic<RecordBlock*> g_record_blocks{nullptr};
-// The global LIFO of batches, linked through the head record's next_batch. Any thread pushes
-// (CAS); one thread at a time pops, under g_record_popping, so a popped head cannot come back
-// between a popper's load and its CAS: no ABA.
-constinit std::atomic<TimerRecord*> g_record_batches{nullptr};
-constinit std::atomic<bool> g_record_popping{false};
-
-void push_batch(TimerRecord* batch) noexcept {
-  // Relaxed: the CAS below checks the value; it is only the link's first guess.
-  TimerRecord* head = g_record_batches.load(std::memory_order_relaxed);
-  do {
-    batch->next_batch = head;
-    // Release: a popper's acquire that reads this batch (or a later push, by the release
-    // sequence of these RMWs) sees its links and every earlier use of its records.
-  } while (!g_record_batches.compare_exchange_weak(head, batch, std::memory_order_release,
-                                                   std::memory_order_relaxed));
-}
-
-TimerRecord* pop_batch() noexcept {
-  // Acquire: the previous popper's release store below, so this load sees its CAS (the heads it
-  // took are no longer read here).
-  while (g_record_popping.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
-  // Acquire: pairs with push_batch's release, so head->next_batch is the pusher's write.
-  TimerRecord* head = g_record_batches.load(std::memory_order_acquire);
-  while (head != nullptr &&
-         !g_record_batches.compare_exchange_weak(head, head->next_batch, std::memory_order_acquire,
-                                                 std::memory_order_acquire)) {
-  }
-  // Release: hands the pop to the next popper's acquire exchange above.
-  g_record_popping.store(false, std::memory_order_release);
-  return head;
-}
-
-// A new block's records as one batch. Throws std::bad_alloc.
-TimerRecord* new_batch() {
-  auto* block = new RecordBlock;
-  for (std::uint32_t i = 0; i + 1 < kRecordBatch; ++i)
-    block->records[i].next = &block->records[i + 1];
-  // Relaxed: nobody reads the list; it only keeps the block reachable.
-  RecordBlock* head = g_record_blocks.load(std::memory_order_relaxed);
-  do {
-    block->next = head;
-  } while (!g_record_blocks.compare_exchange_weak(head, block, std::memory_order_relaxed));
-  return &block->records[0];
-}
-
-// This thread's free records. Trivially destructible, so it is usable at any time; the
-// RecordCacheFlusher registered on first use hands the records to the pool at thread exit.
-struct RecordCache {
-  TimerRecord* cur = nullptr;    // records to hand out, and where released ones go
-  TimerRecord* spare = nullptr;  // a full batch, so that a get/release rhythm at a batch
-                                 // boundary does not move a batch each time
-  std::uint32_t n = 0;           // records in cur (at most: a batch from the pool may be short)
-  bool hooked = false;           // the flusher is registered
-};
-constexpr std::uint32_t kCacheGone = std::numeric_limits<std::uint32_t>::max();
-constinit thread_local RecordCache t_records;
-
-struct RecordCacheFlusher {
-  RecordCacheFlusher() = default;
-  RecordCacheFlusher(const RecordCacheFlusher&) = delete;
-  RecordCacheFlusher& operator=(const RecordCacheFlusher&) = delete;
-  ~RecordCacheFlusher() {
-    RecordCache& c = t_records;
-    if (c.cur != nullptr) push_batch(c.cur);
-    if (c.spare != nullptr) push_batch(c.spare);
-    // Later releases on this thread (other thread_local destructors) go to the pool one by one.
-    c = RecordCache{nullptr, nullptr, kCacheGone, true};
-  }
-};
-
-// Registers the thread-exit destructor (glibc's __cxa_thread_atexit: no exception).
-void hook_thread_exit(RecordCache& c) noexcept {
-  thread_local RecordCacheFlusher flusher;
-  (void)flusher;
-  c.hooked = true;
-}
-
-// Throws std::bad_alloc, having changed nothing.
-TimerRecord* acquire_record_slow(RecordCache& c) {
-  if (c.n == kCacheGone) {  // this thread's cache is gone: take one record, return the rest
-    TimerRecord* batch = pop_batch();
-    if (batch == nullptr) batch = new_batch();
-    if (batch->next != nullptr) push_batch(batch->next);
-    return batch;
-  }
-  if (!c.hooked) hook_thread_exit(c);
-  TimerRecord* batch = std::exchange(c.spare, nullptr);
-  if (batch == nullptr) batch = pop_batch();
-  if (batch == nullptr) batch = new_batch();
-  c.cur = batch->next;
-  c.n = kRecordBatch - 1;
-  return batch;
-}
-
-void release_record_slow(RecordCache& c, TimerRecord* r) noexcept {
-  r->next = nullptr;
-  if (c.n == kCacheGone) {
-    push_batch(r);
-    return;
-  }
-  if (c.n >= kRecordBatch) {
-    if (c.spare != nullptr) push_batch(c.spare);
-    c.spare = std::exchange(c.cur, nullptr);
-    c.n = 0;
-  }
-  if (!c.hooked) hook_thread_exit(c);  // else the records would be lost at thread exit
-  r->next = c.cur;
-  c.cur = r;
-  ++c.n;
-}
-
-// A free record, set up for `e` with both references. Throws std::bad_alloc, changing nothing.
-TimerRecord* acquire_record(TimerEntry* e) {
-  RecordCache& c = t_records;
-  TimerRecord* r = c.cur;
-  if (r != nullptr) {
-    c.cur = r->next;
-    if (c.n > 0) --c.n;
-  } else {
-    r = acquire_record_slow(c);
-  }
-  // Relaxed: published by arm()'s release CAS and the service mutex; its last use before this
-  // happened-before (the last unref's acq_rel, then this thread or the pool's release/acquire).
-  r->target.store(e, std::memory_order_relaxed);
-  r->refs.store(2, std::memory_order_relaxed);
-  return r;
-}
-}  // namespace
-
-void release_record(TimerRecord* r) noexcept {
-  RecordCache& c = t_records;
-  if (c.n - 1 < kRecordBatch - 1) {  // 0 < n < kRecordBatch: room, and the exit is hooked
-    r->next = c.cur;
-    c.cur = r;
-    ++c.n;
-  } else {
-    release_record_slow(c, r);
-  }
-}
 
 namespace {
 // True on the timer thread: a fork taken there leaves the child running the timer loop.
@@ -400,9 +236,6 @@ struct TimerService::Impl {
   static void after_fork_in_parent() noexcept { g_impl->mu.unlock(); }
   static void after_fork_in_child() noexcept {
     Impl& s = *g_impl;
-    // A popper of the parent may have held the pool's pop flag; it does not exist here. Relaxed:
-    // this thread is alone in the process.
-    g_record_popping.store(false, std::memory_order_relaxed);
     if (!tls_on_timer_thread) {
       // The parent's thread is gone: arm again what it had taken but not started firing, and
       // start a thread of our own (or at the next arm, if that fails now).
@@ -444,7 +277,7 @@ TimerService& TimerService::instance() {
 
 bool TimerService::arm(TimerEntry* e) {
   Impl& s = *impl_;
-  TimerRecord* r = acquire_record(e);
+  auto* r = new TimerRecord(e);
   bool notify;
   {
     std::unique_lock lock(s.mu);
@@ -454,7 +287,7 @@ bool TimerService::arm(TimerEntry* e) {
       if (!s.running) s.start_thread();
     } catch (...) {
       lock.unlock();
-      release_record(r);
+      delete r;
       throw;
     }
     // An advance since the caller looked at the clock may have passed the deadline: firing it
@@ -472,7 +305,7 @@ bool TimerService::arm(TimerEntry* e) {
     if (!e->record.compare_exchange_strong(open, r, std::memory_order_release,
                                            std::memory_order_relaxed)) {
       lock.unlock();
-      release_record(r);  // completed meanwhile: disarm() closed the entry
+      delete r;  // completed meanwhile: disarm() closed the entry
       return false;
     }
     s.push({e->when, r});

@@ -1,7 +1,6 @@
 // The timer service at process exit and across fork(). Each test runs its subject in a child
 // process: a forked one that must _exit in time (an alarm kills it otherwise), or a gtest death
 // test re-executed from scratch ("threadsafe" style), so that the service starts inside the test.
-// Last, its pooled records across the exit of the thread that armed them (in process).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,8 +12,6 @@
 #include <ctxtree/detail/config.hpp>
 #include <string>
 #include <thread>
-#include <utility>
-#include <vector>
 
 // A child of a multi-threaded fork starts the timer thread anew; ThreadSanitizer must allow it.
 extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
@@ -159,30 +156,6 @@ void WaitForADeadlineAtExit() { std::_Exit(NewTimeoutFires() ? 0 : 3); }
 TEST(TimerExit, DeadlinesFireAfterStaticDestructionBegan) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(ExitWithAHandlerThatWaitsForADeadline(), ::testing::ExitedWithCode(0), "");
-}
-
-// More deadlines than a thread caches records for, some cancelled so that its cache holds free
-// records at its exit: records belong to no thread once armed, and the exit hands the free ones
-// back to the pool.
-TEST(TimerRecords, DeadlinesArmedByAnExitedThreadStillCancelAndFire) {
-  constexpr int kArmed = 300;
-  std::vector<std::pair<ctxtree::Context<Tree>, ctxtree::CancelFunc>> armed;
-  std::thread([&armed] {
-    for (int i = 0; i < kArmed; ++i)
-      armed.push_back(ctxtree::with_timeout(ctxtree::background<Tree>(), 1h));
-    for (int i = 0; i < kArmed; ++i) {
-      auto [c, cancel] = ctxtree::with_timeout(ctxtree::background<Tree>(), 1h);
-      cancel();
-    }
-    armed.push_back(ctxtree::with_timeout(ctxtree::background<Tree>(), 10ms));
-  }).join();
-  for (int i = 0; i < kArmed; ++i) {
-    armed[i].second();
-    EXPECT_EQ(armed[i].first.err(), ctxtree::errc::canceled);
-  }
-  EXPECT_TRUE(armed.back().first.done().wait_for(kBound));
-  EXPECT_EQ(armed.back().first.err(), ctxtree::errc::deadline_exceeded);
-  EXPECT_TRUE(NewTimeoutFires());
 }
 
 }  // namespace

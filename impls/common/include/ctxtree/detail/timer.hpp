@@ -4,8 +4,8 @@
 // keeps the keys contiguous: a pop reads about log4(n) cache lines instead of chasing pointers
 // through cold nodes, which is what lets 100,000 deadlines over 100 ms fire on time.
 //
-// Locks. arm() takes the service mutex for O(log n) heap steps; it takes a pooled record
-// (and grows the heap array, amortised), may start the thread (the first arm in a process
+// Locks. arm() takes the service mutex for O(log n) heap steps; it allocates a 16-byte record
+// (and the heap array when it grows, amortised), may start the thread (the first arm in a process
 // or in a forked child), and wakes the thread only when the new entry becomes the earliest.
 // disarm() — called by cancel walks completing deadline nodes — takes no lock and makes no system
 // call in the common case: it takes the entry out of its record with one exchange, and drops the
