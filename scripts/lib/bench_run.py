@@ -30,16 +30,12 @@ import bench_machine
 import bench_spec
 import bench_stats
 
-# Budget, measured on the 2-core reference VM before rounds (CPU seconds ~ wall seconds when it
-# is idle; those runs had load averages of 8, i.e. 3-4x longer wall times):
-#   default: ~3 min per tree (loop rows: 33 x 9 repetitions x min_time; one-shot rows: ~28 x 9 x
-#     node budget x ~0.3 us; latency and memory rows ~0.3 min), tbb ~1 min, go ~4-5 min (its
-#     1e6-node rows and memory children dominate): ~17 min for 4 trees + peers, plus the build;
-#   --quick: ~25 s per tree, tbb ~10 s, go ~40 s: ~2.5 min for 4 trees + peers, plus the build.
-# Rounds add a calibration of every loop row per round (Google Benchmark: ~0.1-0.2 x min_time;
-# Go: ~1 x min_time, its calibration run is not a repetition) and the sentinels ~5 s twice (idle).
-# Beyond REFERENCE_TREES trees, min_time and the node budget shrink in proportion so the default
-# run stays under 30 minutes; repetitions stay fixed (medians, cv and the U test need them).
+# Budget, measured on the 2-core reference VM with load average ~1.5: the default run took 43 min
+# (9 rounds of ~4.6 min: bm_fanout ~80 s and bm_chain ~45 s, mostly building, aging and tearing
+# down 1e6-node trees on both heaps; go ~80 s; bm_value ~34 s; the rest < 20 s each), --quick
+# 6.5 min (3 rounds of ~2 min), plus the build. Beyond REFERENCE_TREES trees, min_time and the
+# node budget shrink in proportion so the default run stays near that; repetitions stay fixed
+# (medians, cv and the U test need them).
 REFERENCE_TREES = 4
 DEFAULT = {"reps": 9, "min_time": 0.2, "oneshot_nodes": 1e6}
 QUICK = {"reps": 3, "min_time": 0.02, "oneshot_nodes": 1e5}
