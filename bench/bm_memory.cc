@@ -1,7 +1,8 @@
 // bm_memory.cc — memory: heap bytes per node, counted by replacing global operator new/delete.
 //
 // Every allocation of the process goes through the operators below; each block carries a header
-// holding its requested size, so that a delete without size still subtracts the right amount.
+// holding its requested size and its chunk size, so that a delete subtracts exactly what its new
+// added.
 // Two sums of the live blocks are kept:
 //   requested: the bytes asked of operator new;
 //   chunk:     what the allocator holds for a block of that request: malloc_usable_size of a block
@@ -41,6 +42,8 @@ std::atomic<std::int64_t> g_live_chunk_bytes{0};
 std::atomic<std::int64_t> g_allocations{0};
 
 constexpr std::size_t kMinHeader = alignof(std::max_align_t);
+static_assert(kMinHeader >= 2 * sizeof(std::size_t),
+              "the header holds the requested and chunk sizes");
 
 // The allocator's own header per block: glibc's malloc keeps its chunk's size word in front of
 // every block (malloc_usable_size does not include it); the allocators one may preload instead
@@ -66,8 +69,18 @@ std::size_t probe_chunk(std::size_t n, std::size_t align) {
   std::free(p);
   return usable + allocator_header();
 }
+// Set while this thread probes: an allocator may allocate from inside malloc_usable_size
+// (tcmalloc's MallocExtension::instance() does, once), and that nested block cannot be probed
+// without recursing; it is counted at its requested size.
+thread_local bool t_probing = false;
+
 std::size_t chunk_of(std::size_t n, std::size_t align) {
   static std::array<std::atomic<std::uint32_t>, 4096> cache{};
+  if (t_probing) return n;
+  t_probing = true;
+  struct EndProbe {
+    ~EndProbe() { t_probing = false; }
+  } end_probe;
   if (align > kMinHeader || n >= cache.size()) return probe_chunk(n, align);
   std::uint32_t c = cache[n].load(std::memory_order_relaxed);
   if (c == 0) {
@@ -84,10 +97,11 @@ void* counted_alloc(std::size_t n, std::size_t align) noexcept {
                    : std::aligned_alloc(align, (n + header + align - 1) / align * align);
   if (base == nullptr) return nullptr;
   char* user = static_cast<char*>(base) + header;
+  const std::size_t chunk = chunk_of(n, align);
   std::memcpy(user - sizeof(std::size_t), &n, sizeof(std::size_t));
+  std::memcpy(user - 2 * sizeof(std::size_t), &chunk, sizeof(std::size_t));
   g_live_bytes.fetch_add(static_cast<std::int64_t>(n), std::memory_order_relaxed);
-  g_live_chunk_bytes.fetch_add(static_cast<std::int64_t>(chunk_of(n, align)),
-                               std::memory_order_relaxed);
+  g_live_chunk_bytes.fetch_add(static_cast<std::int64_t>(chunk), std::memory_order_relaxed);
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   return user;
 }
@@ -97,10 +111,11 @@ void counted_free(void* p, std::size_t align) noexcept {
   const std::size_t header = align > kMinHeader ? align : kMinHeader;
   char* user = static_cast<char*>(p);
   std::size_t n = 0;
+  std::size_t chunk = 0;
   std::memcpy(&n, user - sizeof(std::size_t), sizeof(std::size_t));
+  std::memcpy(&chunk, user - 2 * sizeof(std::size_t), sizeof(std::size_t));
   g_live_bytes.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
-  g_live_chunk_bytes.fetch_sub(static_cast<std::int64_t>(chunk_of(n, align)),
-                               std::memory_order_relaxed);
+  g_live_chunk_bytes.fetch_sub(static_cast<std::int64_t>(chunk), std::memory_order_relaxed);
   std::free(user - header);
 }
 
