@@ -1,4 +1,5 @@
-// bm_fanout.cc — fanout_create, fanout_cancel, fanout_cancel_callbacks, tree_cancel.
+// bm_fanout.cc — fanout_create, fanout_cancel, fanout_cancel_callbacks, tree_cancel,
+// merge_create, merge_cancel.
 //
 // One-shot events with manual timing: each iteration, once on the settled and once on the aged
 // heap, builds a fresh tree (untimed), times one thing, verifies it (untimed) and tears the tree
@@ -149,6 +150,90 @@ void tree_cancel(benchmark::State& state, Shape shape) {
   clocks.report(state, "ns_per_node");
 }
 
+constexpr std::size_t kMerged[] = {1'000, 100'000};
+constexpr std::size_t kMergedCancelled = 100'000;
+
+// Both roots have no child left, every merged context is done with errc::canceled.
+template <class Tree>
+bool all_merged_canceled(benchmark::State& state, const ctxtree::Context<Tree>& a,
+                         const ctxtree::Context<Tree>& b,
+                         const std::vector<CancelPair<Tree>>& merged) {
+  for (const auto& [m, f] : merged) {
+    if (!m.is_done() || m.err() != ctxtree::errc::canceled) {
+      state.SkipWithError("a merged context is not done after its parent's cancel returned");
+      return false;
+    }
+  }
+  ctxtree::debug::reclaim<Tree>();
+  const std::size_t left = ctxtree::debug::child_count(a) + ctxtree::debug::child_count(b);
+  if (left != 0) {
+    state.SkipWithError(("the roots still have " + std::to_string(left) + " children").c_str());
+    return false;
+  }
+  return true;
+}
+
+/// merge_create: times `n` calls of with_merged(a, b) on two cancellable roots, each result moved
+/// into a vector reserved and touched beforehand. Excluded: the roots, the teardown. Checked:
+/// child_count of both roots == n. Both heaps per iteration (run_oneshot).
+template <class Tree>
+void merge_create(benchmark::State& state, std::size_t n) {
+  std::vector<CancelPair<Tree>> merged;
+  reserve_touched(merged, n);
+  HeapClocks clocks;
+  run_oneshot(state, clocks, [&](Heap heap) {
+    auto aged = prepare_heap(heap, n);
+    auto [a, cancel_a] = with_cancel(background<Tree>());
+    auto [b, cancel_b] = with_cancel(background<Tree>());
+    const auto t0 = Clock::now();
+    for (std::size_t i = 0; i < n; ++i) merged.emplace_back(ctxtree::with_merged(a, b));
+    const auto t1 = Clock::now();
+    clocks.add(heap, t1 - t0, n);
+    const std::size_t in_a = ctxtree::debug::child_count(a);
+    const std::size_t in_b = ctxtree::debug::child_count(b);
+    if (in_a != n || in_b != n) {
+      state.SkipWithError(("child_count " + std::to_string(in_a) + " and " + std::to_string(in_b) +
+                           ", want " + std::to_string(n))
+                              .c_str());
+      return false;
+    }
+    cancel_a();
+    merged.clear();
+    aged.reset();
+    settle_heap<Tree>();
+    return true;
+  });
+  clocks.report(state, "ns_per_child");
+}
+
+/// merge_cancel: times the cancel of one of two roots with kMergedCancelled with_merged(a, b)
+/// children: `a` (each merged node is a's child in the tree) or `b` (each is reached through its
+/// link child in b and the link's callback). Excluded: building, verifying, teardown. Checked:
+/// every merged context done, both roots without children. Both heaps per iteration.
+template <class Tree>
+void merge_cancel(benchmark::State& state, bool through_first) {
+  const std::size_t n = kMergedCancelled;
+  std::vector<CancelPair<Tree>> merged;
+  merged.reserve(n);
+  HeapClocks clocks;
+  run_oneshot(state, clocks, [&](Heap heap) {
+    auto aged = prepare_heap(heap, n);
+    auto [a, cancel_a] = with_cancel(background<Tree>());
+    auto [b, cancel_b] = with_cancel(background<Tree>());
+    for (std::size_t i = 0; i < n; ++i) merged.emplace_back(ctxtree::with_merged(a, b));
+    const auto t0 = Clock::now();
+    (through_first ? cancel_a : cancel_b)();
+    const auto t1 = Clock::now();
+    clocks.add(heap, t1 - t0, n);
+    if (!all_merged_canceled(state, a, b, merged)) return false;
+    merged.clear();
+    aged.reset();
+    settle_heap<Tree>();
+    return true;
+  });
+  clocks.report(state, "ns_per_child");
+}
+
 struct Register {
   template <class Tree>
   void operator()() {
@@ -163,6 +248,14 @@ struct Register {
     for (const Shape& s : kShapes) {
       oneshot(add(bench_name("tree_cancel", impl, "shape", s.name), tree_cancel<Tree>, s),
               s.nodes());
+    }
+    for (const std::size_t n : kMerged) {
+      oneshot(add(bench_name("merge_create", impl, "n", n), merge_create<Tree>, n), n);
+    }
+    for (const bool first : {true, false}) {
+      oneshot(add(bench_name("merge_cancel", impl, "via", first ? "first" : "second"),
+                  merge_cancel<Tree>, first),
+              kMergedCancelled);
     }
   }
 };

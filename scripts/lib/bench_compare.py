@@ -212,6 +212,9 @@ Notes on reading these numbers:
   over the repetitions, Holm-corrected over every cell of its table, gives p < 0.05 **and** the
   ratio is at least 3 % away from 1 (smaller differences are layout and scheduling noise at
   these sample sizes). With 3 repetitions no p can reach 0.05: a --quick run marks every cell.
+  The interval is per cell, not corrected for the table's many comparisons, so a cell can show
+  an interval that excludes 1 and still `≈` (its Holm-corrected p is 0.05 or more): the `≈`,
+  not the interval alone, says whether a difference is established.
   The p-values (raw and corrected) are in `compare.csv` beside this report.
 - Settled and aged: one-shot workloads with `_aged` rows show the settled heap (nodes created
   together lie together) and the aged heap (a fixed aging pattern scatters free holes first)

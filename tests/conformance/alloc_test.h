@@ -267,6 +267,30 @@ TYPED_TEST_P(AllocTest, BadAllocInDoneCallbackLeavesParentUnchanged) {
   });
 }
 
+TYPED_TEST_P(AllocTest, BadAllocInWithMergedLeavesBothParentsUnchanged) {
+  for (long k = 1;; ++k) {
+    ASSERT_LT(k, 1000) << "the operation kept allocating";
+    FailureScene<TypeParam> first, second;
+    first.nodes = second.nodes = ctxtree::debug::live_nodes<TypeParam>();  // both scenes' nodes
+    bool threw = false;
+    alloc::FailNth(k);
+    try {
+      auto merged = ctxtree::with_merged(first.valued, second.valued);
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    const long attempted = alloc::Disarm();
+    if (!threw) {
+      if (attempted < k) return;  // the k-th allocation never came: every step was covered
+      continue;
+    }
+    ASSERT_TRUE(first.Unchanged()) << "first parent, after failing allocation " << k;
+    ASSERT_TRUE(second.Unchanged()) << "second parent, after failing allocation " << k;
+    ASSERT_TRUE(first.StillCancels()) << "first parent, after failing allocation " << k;
+    ASSERT_TRUE(second.StillCancels()) << "second parent, after failing allocation " << k;
+  }
+}
+
 TYPED_TEST_P(AllocTest, CancelSucceedsWhenEveryAllocationFails) {
   auto [root, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
   std::vector<typename TestFixture::Ctx> ctxs;
@@ -298,6 +322,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     BadAllocInWithDeadlineCauseLeavesParentUnchanged, BadAllocInWithTimeoutLeavesParentUnchanged,
     BadAllocInWithTimeoutCauseLeavesParentUnchanged, BadAllocInWithValueLeavesParentUnchanged,
     BadAllocInWithoutCancelLeavesParentUnchanged, BadAllocInAfterFuncLeavesParentUnchanged,
-    BadAllocInDoneCallbackLeavesParentUnchanged, CancelSucceedsWhenEveryAllocationFails);
+    BadAllocInWithMergedLeavesBothParentsUnchanged, BadAllocInDoneCallbackLeavesParentUnchanged,
+    CancelSucceedsWhenEveryAllocationFails);
 
 }  // namespace ctxtree_test

@@ -243,7 +243,7 @@ TYPED_TEST_P(MergedTest, ValuesThroughLongChainsOnBothSidesAndBelow) {
   constexpr int kDepth = 40;
   std::vector<std::unique_ptr<ctxtree::Key<int>>> keys;
   for (int i = 0; i < 3 * kDepth; ++i)
-    keys.push_back(std::make_unique<ctxtree::Key<int>>("k" + std::to_string(i)));
+    keys.push_back(std::make_unique<ctxtree::Key<int>>(std::to_string(i)));
   typename TestFixture::Ctx a = this->a_, b = this->b_;
   for (int i = 0; i < kDepth; ++i) a = ctxtree::with_value(a, *keys[i], i);
   for (int i = 0; i < kDepth; ++i) b = ctxtree::with_value(b, *keys[kDepth + i], kDepth + i);
@@ -265,8 +265,8 @@ TYPED_TEST_P(MergedTest, MergedChildOfAMergedChildHasAllThreeParents) {
     auto [a, cancel_a] = ctxtree::with_cancel_cause(ctxtree::background<TypeParam>());
     auto [b, cancel_b] = ctxtree::with_cancel_cause(ctxtree::background<TypeParam>());
     auto [c, cancel_c] = ctxtree::with_cancel_cause(ctxtree::background<TypeParam>());
-    auto [m1, cancel1] = ctxtree::with_merged(ctxtree::with_value(a, ka, 1),
-                                              ctxtree::with_value(b, kb, 2));
+    auto [m1, cancel1] =
+        ctxtree::with_merged(ctxtree::with_value(a, ka, 1), ctxtree::with_value(b, kb, 2));
     auto [m2, cancel2] = ctxtree::with_merged(m1, ctxtree::with_value(c, kc, 3));
     ASSERT_NE(m2.value(ka), nullptr);
     ASSERT_NE(m2.value(kb), nullptr);
@@ -303,8 +303,8 @@ TYPED_TEST_P(MergedTest, WithoutCancelUnderItKeepsItsValuesAndCutsBothParents) {
 }
 
 TYPED_TEST_P(MergedTest, OfWithoutCancelParentsIsDoneOnlyByItsOwnCancel) {
-  auto [m, cancel] = ctxtree::with_merged(ctxtree::without_cancel(this->a_),
-                                          ctxtree::without_cancel(this->b_));
+  auto [m, cancel] =
+      ctxtree::with_merged(ctxtree::without_cancel(this->a_), ctxtree::without_cancel(this->b_));
   this->cancel_a_();
   this->cancel_b_();
   EXPECT_FALSE(m.is_done());
@@ -313,8 +313,8 @@ TYPED_TEST_P(MergedTest, OfWithoutCancelParentsIsDoneOnlyByItsOwnCancel) {
 }
 
 TYPED_TEST_P(MergedTest, OfBackgroundParentsIsDoneOnlyByItsOwnCancel) {
-  auto [m, cancel] = ctxtree::with_merged(ctxtree::background<TypeParam>(),
-                                          ctxtree::todo<TypeParam>());
+  auto [m, cancel] =
+      ctxtree::with_merged(ctxtree::background<TypeParam>(), ctxtree::todo<TypeParam>());
   EXPECT_FALSE(m.done().never());
   EXPECT_FALSE(m.is_done());
   cancel();
@@ -444,9 +444,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     DroppingItsHandlesRemovesItFromBothParentsAndFreesIt,
     OfADoneFirstParentIsDoneAtOnceWithItsCause, OfADoneSecondParentIsDoneAtOnceWithItsCause,
     OfTwoDoneParentsTakesTheFirstParentsCause,
-    ParentsCancelledOnTwoThreadsGiveOneCauseToEveryReader,
-    ChildrenAreCancelledThroughEitherParent, DeadlineIsTheEarlierOfTheParents,
-    SecondParentsDeadlineExpiresIt, FirstParentsDeadlineExpiresIt,
+    ParentsCancelledOnTwoThreadsGiveOneCauseToEveryReader, ChildrenAreCancelledThroughEitherParent,
+    DeadlineIsTheEarlierOfTheParents, SecondParentsDeadlineExpiresIt, FirstParentsDeadlineExpiresIt,
     ValuesComeFromTheFirstParentThenTheSecond, ValuesBoundBelowItShadowBothParents,
     ValuesThroughLongChainsOnBothSidesAndBelow, MergedChildOfAMergedChildHasAllThreeParents,
     MergedWithAMergedSecondParent, WithoutCancelUnderItKeepsItsValuesAndCutsBothParents,

@@ -25,6 +25,32 @@ bool run_callback(Callback* cb) noexcept {
   return false;
 }
 
+namespace {
+thread_local unsigned t_cancel_depth = 0;           // CancelCallbacks running on this thread
+thread_local CancelCallback* t_deferred = nullptr;  // those waiting for the outermost
+}  // namespace
+
+void CancelCallback::invoke_cancel(Callback* cb) noexcept {
+  auto* c = static_cast<CancelCallback*>(cb);
+  if (t_cancel_depth == kInlineDepth) {
+    c->ref();  // the list's: run_callback drops the registration's reference when this returns
+    c->next_deferred = t_deferred;
+    t_deferred = c;
+    return;
+  }
+  ++t_cancel_depth;
+  c->cancel(c);
+  --t_cancel_depth;
+  if (t_cancel_depth != 0) return;
+  while (CancelCallback* d = t_deferred) {
+    t_deferred = d->next_deferred;
+    ++t_cancel_depth;
+    d->cancel(d);
+    --t_cancel_depth;
+    d->unref();
+  }
+}
+
 void mark_released(Callback* cb) noexcept {
   // acq_rel: the owner, seeing kReleased, may free `cb`; after this RMW we touch only the address.
   const std::uint32_t prev = cb->state.fetch_or(Callback::kReleased, std::memory_order_acq_rel);

@@ -8,10 +8,13 @@
 //
 // Run memory comes from ::operator new(nothrow): a failure leaves the new layer plain (correct,
 // just walked), so with_value never fails for the sake of the index.
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <new>
 
 #include "ctxtree/detail/values.hpp"
@@ -328,8 +331,15 @@ ValueRun* convert(const ValueLayer& tip, std::uintptr_t tip_link) noexcept {
 
 }  // namespace
 
+MergeLayer::MergeLayer(const ValueLayer* first, const ValueLayer* s) noexcept
+    : layer(&kMergeKey), second(s) {
+  make_plain(layer, first, 0);
+}
+
 void link_layer(ValueLayer& l, const ValueLayer* outer) noexcept {
   if (outer == nullptr) return make_plain(l, nullptr, 0);
+  // A run indexes only its own positions: a merge layer must stay outside every run.
+  if (outer->key == &kMergeKey) return make_plain(l, outer, 0);
   const std::uintptr_t link = outer->link.load(std::memory_order_acquire);
   const bool converting = (link & kPlainBit) != 0;
   ValueRun* r;
@@ -347,19 +357,70 @@ void link_layer(ValueLayer& l, const ValueLayer* outer) noexcept {
   if (!join(*r, l, q, converting)) make_plain(l, outer, 0);
 }
 
-// Iterative: chains may be deep.
+namespace {
+
+// The second-parent chains a lookup has still to search, newest first: one per merge layer it
+// passed on a first-parent side. Inline up to kInline; beyond, on the heap.
+class PendingChains {
+ public:
+  PendingChains() = default;
+  PendingChains(const PendingChains&) = delete;
+  PendingChains& operator=(const PendingChains&) = delete;
+  ~PendingChains() {
+    if (items_ != inline_) ::operator delete(items_);
+  }
+  bool empty() const noexcept { return size_ == 0; }
+  const ValueLayer* pop() noexcept { return items_[--size_]; }
+  void push(const ValueLayer* v) noexcept {
+    if (size_ == capacity_) grow();
+    items_[size_++] = v;
+  }
+
+ private:
+  void grow() noexcept {
+    const std::size_t bigger = capacity_ * 2;
+    void* mem = ::operator new(bigger * sizeof(const ValueLayer*), std::nothrow);
+    if (mem == nullptr) {
+      // A lookup has no error to report and must not answer wrongly.
+      std::fputs("ctxtree: out of memory in a value lookup through nested with_merged\n", stderr);
+      std::abort();
+    }
+    auto** items = static_cast<const ValueLayer**>(mem);
+    std::copy(items_, items_ + size_, items);
+    if (items_ != inline_) ::operator delete(items_);
+    items_ = items;
+    capacity_ = bigger;
+  }
+  static constexpr std::size_t kInline = 16;
+  const ValueLayer* inline_[kInline];
+  const ValueLayer** items_ = inline_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = kInline;
+};
+
+}  // namespace
+
+// Iterative: chains may be deep, and merges nest.
 const ValueLayer* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcept {
+  PendingChains pending;
   for (;;) {
     // Acquire: a layer converted into a run's tip publishes the run with a release CAS.
     const std::uintptr_t link = v->link.load(std::memory_order_acquire);
     if ((link & values::kPlainBit) != 0) {
+      if (v->key == &kMergeKey) {
+        if (const ValueLayer* second = reinterpret_cast<const MergeLayer*>(v)->second)
+          pending.push(second);
+      }
       v = values::plain_outer(link);
     } else {
       const ValueRun* r = values::member_run(link);
       if (const ValueLayer* hit = r->find(key, values::member_pos(link))) return hit;
       v = r->base;
     }
-    if (v == nullptr) return nullptr;
+    if (v == nullptr) {
+      if (pending.empty()) return nullptr;
+      v = pending.pop();
+    }
     if (v->key == key) return v;
   }
 }

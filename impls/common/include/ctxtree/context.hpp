@@ -332,6 +332,29 @@ class StopFunc {
 
 namespace detail {
 
+// The registration of a merged context in its second parent, on the link node that represents it
+// there: when the link is done, the merged node is cancelled with the link's err and cause.
+template <class Tree>
+struct MergedCancel final : CancelCallback {
+  MergedCancel(Context<Tree> m, typename Tree::CancelNode* l) noexcept
+      : CancelCallback(&cancel_merged, &destroy_fn, 1), merged(std::move(m)), link(l) {
+    retain<Tree>(link);
+  }
+  static void cancel_merged(CancelCallback* cb) noexcept {
+    auto* self = static_cast<MergedCancel*>(cb);
+    const std::error_code err = Tree::err(self->link);  // done: the link runs its callbacks
+    Tree::cancel(static_cast<typename Tree::CancelNode*>(Access::node(self->merged)),
+                 static_cast<errc>(err.value()), Tree::cause(self->link));
+  }
+  static void destroy_fn(RefCallback* cb) noexcept {
+    auto* self = static_cast<MergedCancel*>(cb);
+    detail::release<Tree>(self->link);
+    delete self;
+  }
+  const Context<Tree> merged;
+  typename Tree::CancelNode* const link;  // counted reference
+};
+
 // The node of `c`; throws std::invalid_argument("<fn>: <what>") on a null handle.
 template <class Tree>
 Node<Tree>* require(const Context<Tree>& c, const char* fn, const char* what) {
@@ -541,6 +564,43 @@ StopFunc after_func(const Context<Tree>& c, F f) {
   return detail::Access::stop_func(r);
 }
 
+// Done when `a` or `b` is done (with the err and cause of whichever came first) or when
+// cancelled; the earlier deadline; values from `a`'s chain, then `b`'s. The node is a child of `a`
+// (under a merge layer that holds `b`); in `b`'s child set it is represented by a hidden link
+// child, and each of the two completing cancels the other, so either parent's cancellation
+// reaches the node and a finished node leaves both sets.
+template <class Tree>
+std::pair<Context<Tree>, CancelFunc> with_merged(const Context<Tree>& a, const Context<Tree>& b) {
+  auto* first = detail::require(a, "with_merged", "null first parent context");
+  auto* second = detail::require(b, "with_merged", "null second parent context");
+  using CancelNode = typename Tree::CancelNode;
+  const Clock::rep deadline =
+      std::min(detail::inherited_deadline(first), detail::inherited_deadline(second));
+  detail::CounterShard& shard = detail::counter_shard();
+  auto* layer = new detail::MergeNode<Tree>(first, second);
+  detail::retain(first);
+  detail::retain(second);
+  detail::count_live(shard, Tree::index, 1);
+  const Context<Tree> layer_ref = detail::Access::adopt<Tree>(layer);
+  auto merged = detail::derive_cancel<CancelFunc>(layer, detail::Kind::merged, deadline);
+  if (second->anchor == nullptr) return merged;  // b is never done
+  auto [link, cancel_link] = with_cancel(b);
+  // b done first: the merged node is done with b's err and cause.
+  auto* r = new detail::MergedCancel<Tree>(merged.first,
+                                           static_cast<CancelNode*>(detail::Access::node(link)));
+  bool registered;
+  try {
+    registered = Tree::add_listener(r->link, r);
+  } catch (...) {
+    r->unref();
+    throw;
+  }
+  if (!registered) detail::run_callback(r);  // b is done already
+  // The merged node done first: the link leaves b's child set.
+  after_func(merged.first, [cancel = std::move(cancel_link)] { cancel(); });
+  return merged;
+}
+
 // A scoped callback, like std::stop_callback: runs f as after_func would; the destructor
 // deregisters and, if f is running on another thread, waits for it to finish.
 template <class Tree, class F>
@@ -589,36 +649,63 @@ class DoneCallback {
 template <class Tree, class F>
 DoneCallback(const Context<Tree>&, F) -> DoneCallback<Tree, F>;
 
-// Go's String(): "context.Background", then one segment per layer.
+// Go's String(): "context.Background", then one segment per layer; a merged context adds
+// ".WithMerged(" and its second parent's string and ")". Iterative: chains may be deep, and
+// merges nest.
 template <class Tree>
 std::string to_string(const Context<Tree>& c) {
-  std::vector<std::string> parts;  // leaf first
-  for (auto* n = detail::require(c, "to_string"); n != nullptr; n = n->parent) {
+  using detail::Kind;
+  // Paths still to print, leaf first, each with how many of its nodes (from the root end) are left.
+  struct Pending {
+    std::vector<const detail::Node<Tree>*> path;
+    std::size_t left;
+  };
+  std::vector<Pending> stack;
+  std::string s;
+  const auto push_path = [&stack](const detail::Node<Tree>* leaf) {
+    Pending p;
+    for (auto* n = leaf; n != nullptr; n = n->parent) p.path.push_back(n);
+    p.left = p.path.size();
+    stack.push_back(std::move(p));
+  };
+  push_path(detail::require(c, "to_string"));
+  while (!stack.empty()) {
+    Pending& top = stack.back();
+    if (top.left == 0) {
+      stack.pop_back();
+      if (!stack.empty()) s += ')';  // the end of a second parent's string
+      continue;
+    }
+    const detail::Node<Tree>* n = top.path[--top.left];
     switch (n->kind) {
-      case detail::Kind::background:
-        parts.emplace_back("context.Background");
+      case Kind::background:
+        s += "context.Background";
         break;
-      case detail::Kind::todo:
-        parts.emplace_back("context.TODO");
+      case Kind::todo:
+        s += "context.TODO";
         break;
-      case detail::Kind::cancel:
-        parts.emplace_back(".WithCancel");
+      case Kind::cancel:
+        s += ".WithCancel";
         break;
-      case detail::Kind::timer:
-        parts.push_back(".WithDeadline(" + detail::format_deadline(n->anchor->deadline) + ")");
+      case Kind::timer:
+        s += ".WithDeadline(" + detail::format_deadline(n->anchor->deadline) + ")";
         break;
-      case detail::Kind::value:
-        parts.push_back(
-            ".WithValue(" +
-            std::string(static_cast<detail::ValueNodeBase<Tree>*>(n)->layer.key->name()) + ")");
+      case Kind::value:
+        s += ".WithValue(";
+        s += static_cast<const detail::ValueNodeBase<Tree>*>(n)->layer.key->name();
+        s += ')';
         break;
-      case detail::Kind::without_cancel:
-        parts.emplace_back(".WithoutCancel");
+      case Kind::without_cancel:
+        s += ".WithoutCancel";
+        break;
+      case Kind::merge:
+        s += ".WithMerged(";
+        push_path(static_cast<const detail::MergeNode<Tree>*>(n)->second);  // `top` dangles now
+        break;
+      case Kind::merged:  // printed by its merge layer
         break;
     }
   }
-  std::string s;
-  for (auto it = parts.rbegin(); it != parts.rend(); ++it) s += *it;
   return s;
 }
 

@@ -99,6 +99,20 @@ struct RefCallback : Callback {
   void (*const destroy)(RefCallback*) noexcept;
 };
 
+// A counted callback that cancels another node. Cancellations that reach each other through such
+// callbacks (merged contexts nested through their second parents) nest on the completing thread's
+// stack up to kInlineDepth; deeper ones wait on a per-thread list that the outermost such callback
+// runs before it returns, so no chain of them overflows the stack.
+struct CancelCallback : RefCallback {
+  static constexpr unsigned kInlineDepth = 16;
+  CancelCallback(void (*cancel)(CancelCallback*) noexcept, void (*destroy)(RefCallback*) noexcept,
+                 std::uint32_t refs) noexcept
+      : RefCallback(&CancelCallback::invoke_cancel, destroy, refs), cancel(cancel) {}
+  static void invoke_cancel(Callback* cb) noexcept;  // callback.cpp
+  void (*const cancel)(CancelCallback*) noexcept;
+  CancelCallback* next_deferred = nullptr;  // the per-thread list; touched by its thread only
+};
+
 // The std::stop_source behind Context::stop_token() for trees that are not built on one.
 struct StopBridge : RefCallback {
   StopBridge()  // the stop_source allocates its state: may throw std::bad_alloc

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "ctxtree/detail/debug_counters.hpp"
 #include "ctxtree/detail/values.hpp"
@@ -24,7 +25,17 @@ namespace ctxtree::detail {
 using Clock = std::chrono::steady_clock;
 inline constexpr Clock::rep kNoDeadline = std::numeric_limits<Clock::rep>::max();
 
-enum class Kind : std::uint8_t { background, todo, value, without_cancel, cancel, timer };
+// merge: the layer of with_merged that holds the second parent; merged: its cancellable child.
+enum class Kind : std::uint8_t {
+  background,
+  todo,
+  value,
+  without_cancel,
+  merge,
+  cancel,
+  timer,
+  merged
+};
 
 inline bool is_root(Kind k) noexcept { return k <= Kind::todo; }
 inline bool is_cancellable(Kind k) noexcept { return k >= Kind::cancel; }
@@ -78,6 +89,20 @@ struct ValueNodeBase : Node<Tree> {
   ValueLayer layer;  // last member: the disposer and the value are counted from it
 };
 
+// The layer under which with_merged puts its cancellable node: a child of the first parent that
+// holds the second (counted), for value lookups and to_string. Its anchor is the first parent's.
+template <class Tree>
+struct MergeNode : Node<Tree> {
+  MergeNode(Node<Tree>* first, Node<Tree>* second) noexcept
+      : Node<Tree>(Kind::merge, first, first->anchor, &merged_values.layer),
+        second(second),
+        merged_values(first->values, second->values) {}
+
+  Node<Tree>* const second;         // counted reference
+  MergeNode* next_dying = nullptr;  // release(): dying merge nodes whose `second` is still held
+  MergeLayer merged_values;
+};
+
 template <class Tree>
 struct Roots {
   static inline constinit Node<Tree> background{Kind::background};
@@ -93,36 +118,54 @@ inline void retain(Node<Tree>* n) noexcept {
 }
 
 // Drops one reference; frees the node, then its parent, and so on up the path while counts reach
-// zero — iteratively, so dropping the last handle of a million-deep chain uses no stack.
+// zero — iteratively, so dropping the last handle of a million-deep chain uses no stack. A dying
+// merge node holds a second path: it waits on a list threaded through the dying merge nodes
+// themselves (no recursion, no allocation) until the first path is done.
 // `Tree::destroy(c)` returns false when the tree keeps c past its last reference (a walker may
 // still climb through c->parent): c's reference to its parent is then the tree's to release.
 template <class Tree>
 inline void release(Node<Tree>* n) noexcept {
-  while (n != nullptr && !is_root(n->kind)) {
-    // acq_rel: pairs with every other decrement, so the freeing thread sees all their writes.
-    if (n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    Node<Tree>* parent = n->parent;
-    switch (n->kind) {
-      case Kind::value: {
-        auto* v = static_cast<ValueNodeBase<Tree>*>(n);
-        const DisposeValue dispose = v->disposer();
-        void* layer = &v->layer;
-        v->~ValueNodeBase();
-        dispose(v, layer);
-        break;
+  MergeNode<Tree>* dying = nullptr;
+  for (;;) {
+    while (n != nullptr && !is_root(n->kind)) {
+      // acq_rel: pairs with every other decrement, so the freeing thread sees all their writes.
+      if (n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) break;
+      Node<Tree>* parent = n->parent;
+      const Kind kind = n->kind;
+      switch (kind) {
+        case Kind::value: {
+          auto* v = static_cast<ValueNodeBase<Tree>*>(n);
+          const DisposeValue dispose = v->disposer();
+          void* layer = &v->layer;
+          v->~ValueNodeBase();
+          dispose(v, layer);
+          break;
+        }
+        case Kind::without_cancel:
+          delete n;
+          break;
+        case Kind::merge: {
+          auto* m = static_cast<MergeNode<Tree>*>(n);
+          m->next_dying = dying;
+          dying = m;
+          break;
+        }
+        default: {
+          auto* c = static_cast<typename Tree::CancelNode*>(n);
+          if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire))
+            release_stop_bridge(b);
+          if (!Tree::destroy(c)) parent = nullptr;
+          break;
+        }
       }
-      case Kind::without_cancel:
-        delete n;
-        break;
-      default: {
-        auto* c = static_cast<typename Tree::CancelNode*>(n);
-        if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire)) release_stop_bridge(b);
-        if (!Tree::destroy(c)) parent = nullptr;
-        break;
-      }
+      if (kind != Kind::merge) count_freed(Tree::index);  // a merge node is counted when freed
+      n = parent;
     }
+    if (dying == nullptr) return;
+    MergeNode<Tree>* m = std::exchange(dying, dying->next_dying);
+    n = m->second;
+    delete m;
     count_freed(Tree::index);
-    n = parent;
   }
 }
 

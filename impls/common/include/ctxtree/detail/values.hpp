@@ -57,6 +57,21 @@ struct alignas(16) ValueLayer {
 };
 static_assert(sizeof(ValueLayer) == kLayerBytes);
 
+// The key of a merge layer (with_merged): no Key<T> has its address, so no lookup stops at one.
+struct MergeKey final : KeyBase {
+  MergeKey() : KeyBase("with_merged") {}
+};
+inline const MergeKey kMergeKey;
+
+// The value layer of a merged context: a lookup searches the first parent's chain (the layer's
+// plain link) and then `second`, the second parent's nearest layer. It is never part of a run:
+// its children start a new stretch, and the run they may become has it as its base.
+struct MergeLayer {
+  MergeLayer(const ValueLayer* first, const ValueLayer* second) noexcept;
+  ValueLayer layer;                // key: &kMergeKey; first member: found from the layer
+  const ValueLayer* const second;  // null: the second parent has no values
+};
+
 namespace values {
 inline constexpr std::uintptr_t kPlainBit = 1;
 // A run's address fits below bit 48 (user space on x86-64 and 48-bit AArch64; values.cpp checks
