@@ -326,14 +326,8 @@ TYPED_TEST_P(AfterFuncTest, StopReachingTheTreeAfterTheCompletionReturnedWinsAnd
   auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
   std::atomic<int> runs{0};
   auto stop = ctxtree::after_func(c, [&] { runs.fetch_add(1); });
-  ScopedWithdrawalAfterCompletion order;
-  std::thread canceller([&cancel = cancel] { cancel(); });
-  EXPECT_TRUE(Eventually([&] { return order.completion_paused(); }));
-  auto stopped = std::async(std::launch::async, [&] { return stop(); });
-  EXPECT_TRUE(Eventually([&] { return order.withdrawal_reached_tree(); }));
-  canceller.join();
-  order.release();
-  EXPECT_TRUE(stopped.get());
+  EXPECT_TRUE(WithdrawAfterCompletionReturned([&cancel = cancel] { cancel(); },
+                                              [&stop] { return stop(); }));
   EXPECT_EQ(runs.load(), 0);
 }
 

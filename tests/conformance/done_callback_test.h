@@ -316,14 +316,7 @@ TYPED_TEST_P(DoneCallbackTest,
   std::atomic<int> runs{0};
   ScopedCallback<TypeParam> callback;
   callback.emplace(c, [&] { runs.fetch_add(1); });
-  ScopedWithdrawalAfterCompletion order;
-  std::thread canceller([&cancel = cancel] { cancel(); });
-  EXPECT_TRUE(Eventually([&] { return order.completion_paused(); }));
-  std::thread destroyer([&] { callback.reset(); });
-  EXPECT_TRUE(Eventually([&] { return order.withdrawal_reached_tree(); }));
-  canceller.join();
-  order.release();
-  destroyer.join();
+  WithdrawAfterCompletionReturned([&cancel = cancel] { cancel(); }, [&] { callback.reset(); });
   EXPECT_EQ(runs.load(), 0);
 }
 

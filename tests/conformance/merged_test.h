@@ -5,6 +5,7 @@
 // which leaves both when it is done; and everything else a context does, through either parent.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <stdexcept>
@@ -137,6 +138,37 @@ TYPED_TEST_P(MergedTest, OfTwoDoneParentsTakesTheFirstParentsCause) {
   this->cancel_a_(CauseP());
   auto [m, cancel] = ctxtree::with_merged(this->a_, this->b_);
   EXPECT_EQ(ctxtree::cause(m), CauseP());
+}
+
+// Cancels a parent at the first callback registration after Arm(): with_merged's registration in
+// its link, between the tree publishing it and checking whether the link is done.
+class CancelAtCallbackRegistration {
+ public:
+  explicit CancelAtCallbackRegistration(ctxtree::CancelCauseFunc& cancel) {
+    cancel_ = &cancel;
+    ctxtree::detail::set_hook(&Hook);
+  }
+  ~CancelAtCallbackRegistration() { ctxtree::detail::set_hook(nullptr); }
+  CancelAtCallbackRegistration(const CancelAtCallbackRegistration&) = delete;
+  CancelAtCallbackRegistration& operator=(const CancelAtCallbackRegistration&) = delete;
+
+ private:
+  static void Hook(ctxtree::detail::HookPoint p) noexcept {
+    if (p != ctxtree::detail::HookPoint::callback_register) return;
+    if (ctxtree::CancelCauseFunc* cancel = cancel_.exchange(nullptr)) (*cancel)(CauseC());
+  }
+  static inline std::atomic<ctxtree::CancelCauseFunc*> cancel_{nullptr};
+};
+
+TYPED_TEST_P(MergedTest, SecondParentCancelledWhileTheMergeRegistersInItIsDoneWithItsCause) {
+  std::pair<typename TestFixture::Ctx, ctxtree::CancelFunc> merged;
+  {
+    CancelAtCallbackRegistration cancel_b_then(this->cancel_b_);
+    merged = ctxtree::with_merged(this->a_, this->b_);
+  }
+  EXPECT_EQ(ctxtree::cause(merged.first), CauseC());
+  ctxtree::debug::reclaim<TypeParam>();
+  EXPECT_EQ(ctxtree::debug::child_count(this->a_), 0u);
 }
 
 TYPED_TEST_P(MergedTest, ParentsCancelledOnTwoThreadsGiveOneCauseToEveryReader) {
@@ -444,6 +476,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     DroppingItsHandlesRemovesItFromBothParentsAndFreesIt,
     OfADoneFirstParentIsDoneAtOnceWithItsCause, OfADoneSecondParentIsDoneAtOnceWithItsCause,
     OfTwoDoneParentsTakesTheFirstParentsCause,
+    SecondParentCancelledWhileTheMergeRegistersInItIsDoneWithItsCause,
     ParentsCancelledOnTwoThreadsGiveOneCauseToEveryReader, ChildrenAreCancelledThroughEitherParent,
     DeadlineIsTheEarlierOfTheParents, SecondParentsDeadlineExpiresIt, FirstParentsDeadlineExpiresIt,
     ValuesComeFromTheFirstParentThenTheSecond, ValuesBoundBelowItShadowBothParents,

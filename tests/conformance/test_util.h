@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -219,6 +220,21 @@ class ScopedWithdrawalAfterCompletion {
   }
   static inline std::atomic<int> phase_{kIdle};
 };
+
+// Runs `cancel` on one thread and, once its completion has claimed a callback and paused before
+// running it, `withdraw` (which stops that callback) on another; the withdrawal reaches the tree
+// only after the completion has returned. Returns what `withdraw` returns.
+template <class Cancel, class Withdraw>
+auto WithdrawAfterCompletionReturned(Cancel cancel, Withdraw withdraw) {
+  ScopedWithdrawalAfterCompletion order;
+  std::thread canceller(cancel);
+  EXPECT_TRUE(Eventually([&] { return order.completion_paused(); }));
+  auto withdrawn = std::async(std::launch::async, withdraw);
+  EXPECT_TRUE(Eventually([&] { return order.withdrawal_reached_tree(); }));
+  canceller.join();
+  order.release();
+  return withdrawn.get();
+}
 
 // The base fixture of every suite: the live-node count returns to its value at the start.
 template <class Tree>

@@ -271,11 +271,7 @@ void run_callbacks(RunQueue& run) noexcept {
   CancelNode* node = nullptr;  // whose callbacks are being claimed; held by the queue
   CallbackChunk* k = nullptr;
   int i = 0;
-  detail::run_claimed([&]() -> Callback* {
-    if (Callback* cb = run.claimed) {
-      run.claimed = cb->next;  // read first: running may end the callback's life
-      return cb;
-    }
+  detail::run_claimed_after(run.claimed, [&]() -> Callback* {
     for (;;) {
       if (node != nullptr) {
         if (Callback* cb = take_next(k, i)) return cb;

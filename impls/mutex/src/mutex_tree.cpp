@@ -139,11 +139,7 @@ void walk(CancelNode* root, std::uint32_t err, std::error_code cause, RunQueue& 
 void run_callbacks(RunQueue& run) noexcept {
   CancelNode* node = nullptr;  // whose callbacks are being claimed; held by the queue
   bool more = false;           // node may still have one
-  detail::run_claimed([&]() -> Callback* {
-    if (Callback* cb = run.claimed) {
-      run.claimed = cb->next;  // read first: running may end the callback's life
-      return cb;
-    }
+  detail::run_claimed_after(run.claimed, [&]() -> Callback* {
     for (;;) {
       if (node != nullptr) {
         if (more)

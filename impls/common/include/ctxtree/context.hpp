@@ -336,8 +336,10 @@ namespace detail {
 // there: when the link is done, the merged node is cancelled with the link's err and cause.
 template <class Tree>
 struct MergedCancel final : CancelCallback {
+  // Two references: the registration's, and its creator's until add_listener has returned (the
+  // link may complete and run it meanwhile, while the tree still writes its link fields).
   MergedCancel(Context<Tree> m, typename Tree::CancelNode* l) noexcept
-      : CancelCallback(&cancel_merged, &destroy_fn, 1), merged(std::move(m)), link(l) {
+      : CancelCallback(&cancel_merged, &destroy_fn, 2), merged(std::move(m)), link(l) {
     retain<Tree>(link);
   }
   static void cancel_merged(CancelCallback* cb) noexcept {
@@ -592,10 +594,12 @@ std::pair<Context<Tree>, CancelFunc> with_merged(const Context<Tree>& a, const C
   try {
     registered = Tree::add_listener(r->link, r);
   } catch (...) {
-    r->unref();
+    r->unref();  // the registration's
+    r->unref();  // ours
     throw;
   }
   if (!registered) detail::run_callback(r);  // b is done already
+  r->unref();
   // The merged node done first: the link leaves b's child set.
   after_func(merged.first, [cancel = std::move(cancel_link)] { cancel(); });
   return merged;

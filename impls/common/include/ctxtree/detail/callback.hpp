@@ -68,6 +68,19 @@ void run_claimed(Claim&& claim, Ran&& ran) noexcept {
   while (Callback* cb = claim()) ran(run_callback(cb));
 }
 
+// run_claimed for a completion that claimed some callbacks already while it walked (a list
+// through Callback::next): those run first, then the ones `claim()` takes.
+template <class Claim>
+void run_claimed_after(Callback*& claimed, Claim&& claim) noexcept {
+  run_claimed([&]() -> Callback* {
+    if (Callback* cb = claimed) {
+      claimed = cb->next;  // read first: running may end the callback's life
+      return cb;
+    }
+    return claim();
+  });
+}
+
 // armed → stopped. True if this call kept the function from running.
 inline bool try_stop(Callback* cb) noexcept {
   std::uint32_t s = Callback::kArmed;

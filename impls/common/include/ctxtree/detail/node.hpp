@@ -94,9 +94,12 @@ struct ValueNodeBase : Node<Tree> {
 template <class Tree>
 struct MergeNode : Node<Tree> {
   MergeNode(Node<Tree>* first, Node<Tree>* second) noexcept
-      : Node<Tree>(Kind::merge, first, first->anchor, &merged_values.layer),
+      : Node<Tree>(Kind::merge, first, first->anchor, layer_address()),
         second(second),
         merged_values(first->values, second->values) {}
+
+  // The address of merged_values.layer, taken before merged_values is constructed.
+  const ValueLayer* layer_address() const noexcept { return &merged_values.layer; }
 
   Node<Tree>* const second;         // counted reference
   MergeNode* next_dying = nullptr;  // release(): dying merge nodes whose `second` is still held
