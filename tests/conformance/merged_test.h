@@ -179,11 +179,11 @@ TYPED_TEST_P(MergedTest, ParentsCancelledOnTwoThreadsGiveOneCauseToEveryReader) 
     auto [child, cancel_child] = ctxtree::with_cancel(m);
     std::error_code seen_by_a_thread, seen_by_b_thread;
     Racers racers;
-    racers.Add([&, &m = m] {
+    racers.Add([&, &m = m, &cancel_a = cancel_a] {
       cancel_a(CauseP());
       seen_by_a_thread = ctxtree::cause(m);
     });
-    racers.Add([&, &m = m] {
+    racers.Add([&, &m = m, &cancel_b = cancel_b] {
       cancel_b(CauseC());
       seen_by_b_thread = ctxtree::cause(m);
     });
