@@ -10,8 +10,8 @@
 
 namespace ctxtree_test {
 
-struct GlobalLockTree;
-
-using ConformanceTrees = ctxtree::ExtendTrees<ctxtree::AllTrees, GlobalLockTree>;
+// One line per test tree; `struct X` declares ctxtree_test::X.
+using ConformanceTrees = ctxtree::ExtendTrees<ctxtree::AllTrees,  //
+                                              struct GlobalLockTree>;
 
 }  // namespace ctxtree_test
