@@ -24,45 +24,56 @@
 
 namespace ctxtree {
 
-// What Context<T> calls on a tree: static members only (a tree is a type, never an object).
-// Reads of the done state, remove_listener, cancel, destroy and reclaim run on paths that must
-// not throw, hence noexcept; make_cancel, add_listener and stop_token may throw std::bad_alloc.
+namespace detail {
+
 template <class T>
-concept ContextTree = requires {
+concept TreeNames = requires {
   { T::name } -> std::convertible_to<std::string_view>;
   { T::index } -> std::convertible_to<int>;
   typename T::CancelNode;
-}
-&&std::derived_from<typename T::CancelNode, detail::CancelBase<T>>&& requires(
-    detail::Node<T>* parent, typename T::CancelNode* c, const typename T::CancelNode* cc,
-    detail::Kind kind, Clock::rep deadline, errc err, std::error_code cause,
-    std::optional<Clock::time_point> until, detail::Callback* cb, detail::TimerEntry* timer) {
-  { T::make_cancel(parent, kind, deadline) } -> std::same_as<typename T::CancelNode*>;
-  { T::cancel(c, err, cause) }
-  noexcept;
-  { T::is_done(cc) }
-  noexcept->std::same_as<bool>;
-  { T::err(cc) }
-  noexcept->std::same_as<std::error_code>;
-  { T::cause(cc) }
-  noexcept->std::same_as<std::error_code>;
-  { T::wait_until(cc, until) }
-  noexcept->std::same_as<bool>;
-  { T::add_listener(c, cb) } -> std::same_as<bool>;
-  { T::remove_listener(c, cb) }
-  noexcept->std::same_as<bool>;
-  { T::stop_token(c) } -> std::same_as<std::stop_token>;
-  { T::child_count(cc) }
-  noexcept->std::same_as<std::size_t>;
-  { T::timer_of(c) }
-  noexcept->std::same_as<detail::TimerEntry*>;
-  { T::from_timer(timer) }
-  noexcept->std::same_as<typename T::CancelNode*>;
-  { T::destroy(c) }
-  noexcept->std::same_as<bool>;
-  { T::reclaim() }
-  noexcept;
 };
+
+template <class T>
+concept TreeOperations = requires(Node<T>* parent, typename T::CancelNode* c,
+                                  const typename T::CancelNode* cc, Kind kind, Clock::rep deadline,
+                                  errc err, std::error_code cause,
+                                  std::optional<Clock::time_point> until, Callback* cb,
+                                  TimerEntry* timer) {
+  { T::make_cancel(parent, kind, deadline) } -> std::same_as<typename T::CancelNode*>;
+  { T::cancel(c, err, cause) } -> std::same_as<void>;
+  { T::is_done(cc) } -> std::same_as<bool>;
+  { T::err(cc) } -> std::same_as<std::error_code>;
+  { T::cause(cc) } -> std::same_as<std::error_code>;
+  { T::wait_until(cc, until) } -> std::same_as<bool>;
+  { T::add_listener(c, cb) } -> std::same_as<bool>;
+  { T::remove_listener(c, cb) } -> std::same_as<bool>;
+  { T::stop_token(c) } -> std::same_as<std::stop_token>;
+  { T::child_count(cc) } -> std::same_as<std::size_t>;
+  { T::timer_of(c) } -> std::same_as<TimerEntry*>;
+  { T::from_timer(timer) } -> std::same_as<typename T::CancelNode*>;
+  { T::destroy(c) } -> std::same_as<bool>;
+  { T::reclaim() } -> std::same_as<void>;
+  // Called where nothing may throw: destructors, completion, the timer thread.
+  requires noexcept(T::cancel(c, err, cause));
+  requires noexcept(T::is_done(cc));
+  requires noexcept(T::err(cc));
+  requires noexcept(T::cause(cc));
+  requires noexcept(T::wait_until(cc, until));
+  requires noexcept(T::remove_listener(c, cb));
+  requires noexcept(T::child_count(cc));
+  requires noexcept(T::timer_of(c));
+  requires noexcept(T::from_timer(timer));
+  requires noexcept(T::destroy(c));
+  requires noexcept(T::reclaim());
+};
+
+}  // namespace detail
+
+// What Context<T> calls on a tree: static members only (a tree is a type, never an object).
+// make_cancel, add_listener and stop_token may throw std::bad_alloc; the rest may not.
+template <class T>
+concept ContextTree = detail::TreeNames<T> &&
+    std::derived_from<typename T::CancelNode, detail::CancelBase<T>> && detail::TreeOperations<T>;
 
 // A registry: the conformance suite, the benchmarks and the stress runs iterate one.
 template <class... Trees>
