@@ -1,7 +1,13 @@
-// tests/conformance/registry_test.cc — the registries: each tree's index is its position, and a
-// registry that would make two trees share a debug-counter slot does not compile.
+// tests/conformance/registry_test.cc — the contract and the registries: the concept rejects a tree
+// that breaks the contract, each tree's index is its position, and a registry that would make two
+// trees share a debug-counter slot does not compile.
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <optional>
+#include <stop_token>
+#include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -37,6 +43,41 @@ static_assert(!ctxtree::detail::valid_registry<PlaceholderList<ctxtree::detail::
               "more trees than kMaxTrees would overrun the counter shards");
 static_assert(std::is_same_v<ctxtree::DefaultTree, LockFreeTree>);
 static_assert(std::is_same_v<ctxtree::Context<>, ctxtree::Context<ctxtree::DefaultTree>>);
+
+// Declarations only, as the concept sees a tree: Sketch<> meets the contract; each flag breaks one
+// clause of it.
+template <bool kNothrowCancel = true, bool kOwnNode = true>
+struct Sketch {
+  static constexpr std::string_view name = "sketch";
+  static constexpr int index = 0;
+  struct CancelNode;
+  using Node = ctxtree::detail::Node<Sketch>;
+  using Kind = ctxtree::detail::Kind;
+  static CancelNode* make_cancel(Node* parent, Kind kind, ctxtree::Clock::rep deadline);
+  static void cancel(CancelNode* c, ctxtree::errc err,
+                     std::error_code cause) noexcept(kNothrowCancel);
+  static bool is_done(const CancelNode* c) noexcept;
+  static std::error_code err(const CancelNode* c) noexcept;
+  static std::error_code cause(const CancelNode* c) noexcept;
+  static bool wait_until(const CancelNode* c, std::optional<ctxtree::Clock::time_point> t) noexcept;
+  static bool add_listener(CancelNode* c, ctxtree::detail::Callback* cb);
+  static bool remove_listener(CancelNode* c, ctxtree::detail::Callback* cb) noexcept;
+  static std::stop_token stop_token(CancelNode* c);
+  static std::size_t child_count(const CancelNode* c) noexcept;
+  static ctxtree::detail::TimerEntry* timer_of(CancelNode* c) noexcept;
+  static CancelNode* from_timer(ctxtree::detail::TimerEntry* t) noexcept;
+  static bool destroy(CancelNode* c) noexcept;
+  static void reclaim() noexcept;
+};
+template <bool kNothrowCancel, bool kOwnNode>
+struct Sketch<kNothrowCancel, kOwnNode>::CancelNode
+    : ctxtree::detail::CancelBase<std::conditional_t<kOwnNode, Sketch, MutexTree>> {};
+
+static_assert(ctxtree::ContextTree<Sketch<>>);
+static_assert(!ctxtree::ContextTree<Sketch</*kNothrowCancel=*/false>>,
+              "cancel runs in destructors and on the timer thread: it must not throw");
+static_assert(!ctxtree::ContextTree<Sketch<true, /*kOwnNode=*/false>>,
+              "the front-end reaches Node and CancelBase fields through the tree's own base");
 
 template <class... Trees>
 std::vector<int> IndexesOf(TreeList<Trees...>) {
