@@ -1,4 +1,4 @@
-// tests/conformance/after_func_test.cc — AfterFuncTest over every tree of ctxtree::AllTrees.
+// tests/conformance/after_func_test.cc — AfterFuncTest over every tree of trees.h.
 #include "after_func_test.h"
 #include "trees.h"
 

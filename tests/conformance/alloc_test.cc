@@ -1,4 +1,4 @@
-// tests/conformance/alloc_test.cc — AllocTest over every tree of ctxtree::AllTrees.
+// tests/conformance/alloc_test.cc — AllocTest over every tree of trees.h.
 #include "alloc_test.h"
 #include "trees.h"
 

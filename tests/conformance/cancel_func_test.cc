@@ -1,4 +1,4 @@
-// tests/conformance/cancel_func_test.cc — CancelFuncTest over every tree of ctxtree::AllTrees.
+// tests/conformance/cancel_func_test.cc — CancelFuncTest over every tree of trees.h.
 #include "cancel_func_test.h"
 #include "trees.h"
 

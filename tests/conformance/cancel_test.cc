@@ -1,4 +1,4 @@
-// tests/conformance/cancel_test.cc — CancelTest over every tree of ctxtree::AllTrees.
+// tests/conformance/cancel_test.cc — CancelTest over every tree of trees.h.
 #include "cancel_test.h"
 #include "trees.h"
 

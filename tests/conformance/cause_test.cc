@@ -1,4 +1,4 @@
-// tests/conformance/cause_test.cc — CauseTest over every tree of ctxtree::AllTrees.
+// tests/conformance/cause_test.cc — CauseTest over every tree of trees.h.
 #include "cause_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/deadline_test.cc — DeadlineTest over every tree of ctxtree::AllTrees.
+// tests/conformance/deadline_test.cc — DeadlineTest over every tree of trees.h.
 #include "deadline_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/done_callback_test.cc — DoneCallbackTest over every tree of ctxtree::AllTrees.
+// tests/conformance/done_callback_test.cc — DoneCallbackTest over every tree of trees.h.
 #include "done_callback_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/done_test.cc — DoneTest over every tree of ctxtree::AllTrees.
+// tests/conformance/done_test.cc — DoneTest over every tree of trees.h.
 #include "done_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/errors_test.cc — ErrorsTest over every tree of ctxtree::AllTrees.
+// tests/conformance/errors_test.cc — ErrorsTest over every tree of trees.h.
 #include "errors_test.h"
 #include "trees.h"
 

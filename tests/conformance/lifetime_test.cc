@@ -1,4 +1,4 @@
-// tests/conformance/lifetime_test.cc — LifetimeTest over every tree of ctxtree::AllTrees.
+// tests/conformance/lifetime_test.cc — LifetimeTest over every tree of trees.h.
 #include "lifetime_test.h"
 #include "trees.h"
 

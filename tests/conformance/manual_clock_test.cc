@@ -1,4 +1,4 @@
-// tests/conformance/manual_clock_test.cc — ManualClockTest over every tree of ctxtree::AllTrees.
+// tests/conformance/manual_clock_test.cc — ManualClockTest over every tree of trees.h.
 #include "manual_clock_test.h"
 #include "trees.h"
 

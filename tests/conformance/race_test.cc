@@ -1,4 +1,4 @@
-// tests/conformance/race_test.cc — RaceTest over every tree of ctxtree::AllTrees.
+// tests/conformance/race_test.cc — RaceTest over every tree of trees.h.
 #include "race_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/reentrancy_test.cc — ReentrancyTest over every tree of ctxtree::AllTrees.
+// tests/conformance/reentrancy_test.cc — ReentrancyTest over every tree of trees.h.
 #include "reentrancy_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/roots_test.cc — RootsTest over every tree of ctxtree::AllTrees.
+// tests/conformance/roots_test.cc — RootsTest over every tree of trees.h.
 #include "roots_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/scale_test.cc — ScaleTest over every tree of ctxtree::AllTrees.
+// tests/conformance/scale_test.cc — ScaleTest over every tree of trees.h.
 #include "scale_test.h"
 #include "trees.h"
 

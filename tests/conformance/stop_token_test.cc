@@ -1,4 +1,4 @@
-// tests/conformance/stop_token_test.cc — StopTokenTest over every tree of ctxtree::AllTrees.
+// tests/conformance/stop_token_test.cc — StopTokenTest over every tree of trees.h.
 #include "stop_token_test.h"
 #include "trees.h"
 

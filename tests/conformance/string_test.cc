@@ -1,4 +1,4 @@
-// tests/conformance/string_test.cc — StringTest over every tree of ctxtree::AllTrees.
+// tests/conformance/string_test.cc — StringTest over every tree of trees.h.
 #include "string_test.h"
 #include "trees.h"
 

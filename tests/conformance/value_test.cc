@@ -1,4 +1,4 @@
-// tests/conformance/value_test.cc — ValueTest over every tree of ctxtree::AllTrees.
+// tests/conformance/value_test.cc — ValueTest over every tree of trees.h.
 #include "value_test.h"
 #include "trees.h"
 

@@ -1,4 +1,4 @@
-// tests/conformance/wire_test.cc — WireTest over every tree of ctxtree::AllTrees.
+// tests/conformance/wire_test.cc — WireTest over every tree of trees.h.
 #include "wire_test.h"
 #include "trees.h"
 

@@ -1,5 +1,4 @@
-// tests/conformance/without_cancel_test.cc — WithoutCancelTest over every tree of
-// ctxtree::AllTrees.
+// tests/conformance/without_cancel_test.cc — WithoutCancelTest over every tree of trees.h.
 #include "without_cancel_test.h"
 #include "trees.h"
 

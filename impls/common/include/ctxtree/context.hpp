@@ -3,9 +3,12 @@
 // Everything a user touches is here and is the same for every tree: handles, value and
 // without_cancel layers, callbacks, deadlines, to_string. What differs between trees is the
 // cancellable node: how children register, how cancellation walks the subtree, how callbacks are
-// kept. A tree type `T` supplies that through static members:
+// kept. A tree type `T` supplies that through static members, whose shapes the concept
+// ContextTree (tree.hpp) checks:
 //
-//   name, index                    registry name ("mutex", ...) and a small unique integer
+//   name                           registry name ("mutex", ...)
+//   index                          its position in the registry that lists it (registry_index,
+//                                  tree.hpp): the slot of its debug counters
 //   struct CancelNode              derives from detail::CancelBase<T>
 //   make_cancel(parent, kind, d)   a new cancel/timer node under `parent` with two references,
 //                                  linked to parent->anchor, or done at once (with the anchor's
@@ -20,7 +23,8 @@
 //   remove_listener(c, cb)         true if cb was unlinked before completion took it
 //   stop_token(c), child_count(c), timer_of(c), from_timer(t), destroy(c), reclaim()
 //
-// detail::TreeDefaults (tree_defaults.hpp) supplies the members most trees share.
+// detail::TreeDefaults (tree_defaults.hpp) supplies the members most trees share. docs/TREES.md
+// says how to write and register a tree.
 #pragma once
 
 #include <algorithm>
@@ -50,15 +54,8 @@ namespace ctxtree {
 
 using Clock = std::chrono::steady_clock;
 
-struct MutexTree;
-struct StopTokenTree;
-struct EpochTree;
-struct LockFreeTree;
-// The best overall in the committed reference results (README, "The trees"): fastest on churn
-// and fanout_cancel, settled and aged, and on tree_cancel aged; 0.74x MutexTree's memory.
-using DefaultTree = LockFreeTree;
-
-template <class Tree = DefaultTree>
+// No tree is named here: the default tree (Context<>, background()) is ctxtree/registry.hpp's.
+template <class Tree>
 class Context;
 template <class Tree, class F>
 class DoneCallback;
@@ -464,12 +461,12 @@ inline std::error_code error_from_bits(std::uint32_t bits) noexcept {
 
 }  // namespace detail
 
-template <class Tree = DefaultTree>
+template <class Tree>
 Context<Tree> background() noexcept {
   return detail::Access::adopt<Tree>(&detail::Roots<Tree>::background);
 }
 
-template <class Tree = DefaultTree>
+template <class Tree>
 Context<Tree> todo() noexcept {
   return detail::Access::adopt<Tree>(&detail::Roots<Tree>::todo);
 }

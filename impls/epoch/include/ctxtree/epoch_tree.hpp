@@ -53,12 +53,13 @@
 
 #include "ctxtree/context.hpp"
 #include "ctxtree/detail/timer.hpp"
+#include "ctxtree/registry.hpp"
 
 namespace ctxtree {
 
 struct EpochTree {
   static constexpr std::string_view name = "epoch";
-  static constexpr int index = 3;
+  static constexpr int index = registry_index<EpochTree, AllTrees>;
 
   struct CancelNode;
   struct TimerNode;
@@ -131,5 +132,7 @@ inline std::error_code EpochTree::err(const CancelNode* c) noexcept {
   return detail::error_from_bits(
       static_cast<std::uint32_t>(c->word.load(std::memory_order_acquire) >> kErrShift) & 3);
 }
+
+static_assert(ContextTree<EpochTree>);
 
 }  // namespace ctxtree

@@ -79,12 +79,13 @@
 
 #include "ctxtree/context.hpp"
 #include "ctxtree/detail/timer.hpp"
+#include "ctxtree/registry.hpp"
 
 namespace ctxtree {
 
 struct LockFreeTree {
   static constexpr std::string_view name = "lockfree";
-  static constexpr int index = 2;
+  static constexpr int index = registry_index<LockFreeTree, AllTrees>;
 
   struct CancelNode;
   struct TimerNode;
@@ -149,5 +150,7 @@ inline std::error_code LockFreeTree::err(const CancelNode* c) noexcept {
   return detail::error_from_bits(
       static_cast<std::uint32_t>(c->state.load(std::memory_order_acquire) & kErrMask));
 }
+
+static_assert(ContextTree<LockFreeTree>);
 
 }  // namespace ctxtree

@@ -32,12 +32,13 @@
 #include "ctxtree/detail/done_word.hpp"
 #include "ctxtree/detail/timer.hpp"
 #include "ctxtree/detail/tree_defaults.hpp"
+#include "ctxtree/registry.hpp"
 
 namespace ctxtree {
 
 struct MutexTree : detail::TreeDefaults<MutexTree> {
   static constexpr std::string_view name = "mutex";
-  static constexpr int index = 0;
+  static constexpr int index = registry_index<MutexTree, AllTrees>;
 
   struct CancelNode;
   struct TimerNode;
@@ -77,5 +78,7 @@ struct MutexTree::CancelNode : detail::CancelBase<MutexTree> {
 struct MutexTree::TimerNode : MutexTree::CancelNode, detail::TimerEntry {
   using CancelNode::CancelNode;
 };
+
+static_assert(ContextTree<MutexTree>);
 
 }  // namespace ctxtree

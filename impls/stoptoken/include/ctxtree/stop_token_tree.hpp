@@ -24,12 +24,13 @@
 #include "ctxtree/detail/done_word.hpp"
 #include "ctxtree/detail/timer.hpp"
 #include "ctxtree/detail/tree_defaults.hpp"
+#include "ctxtree/registry.hpp"
 
 namespace ctxtree {
 
 struct StopTokenTree : detail::TreeDefaults<StopTokenTree> {
   static constexpr std::string_view name = "stoptoken";
-  static constexpr int index = 1;
+  static constexpr int index = registry_index<StopTokenTree, AllTrees>;
 
   struct CancelNode;
   struct TimerNode;
@@ -78,5 +79,7 @@ struct StopTokenTree::CancelNode : detail::CancelBase<StopTokenTree> {
 struct StopTokenTree::TimerNode : StopTokenTree::CancelNode, detail::TimerEntry {
   using CancelNode::CancelNode;
 };
+
+static_assert(ContextTree<StopTokenTree>);
 
 }  // namespace ctxtree
