@@ -18,13 +18,18 @@
 // Property: no walker reaches c after its free, c is freed by its owner or by the last walker out
 // of the gate, and p ends done with its gate empty.
 //
+// StopTokenModel — stop_token()'s shared bridge (detail::bridge_stop_token in ctxtree/context.hpp,
+// generic over the tree, here over LockFreeTree): one thread asks for c's token (makes, registers
+// and publishes the bridge) while another cancels c, then asks for it. Property: a token asked of
+// a done context is stopped (the bridge is registered, or stopped, before it is published).
+//
 // In every model: no access to freed memory, no leak, no data race on plain data.
 //
 // Search: relacy's random scheduler seeded by the execution's index (every run explores the same
-// executions): 300k executions for HelpModel and RemoveModel, 1M for RegisterModel, at least 140
-// times the execution at which each model's mutants are caught (see CMakeLists.txt). An exhaustive
-// search does not end in minutes even within one preemption (HelpModel alone: 1.7M executions):
-// every load may read any store its thread is not yet ordered after.
+// executions): 300k executions for HelpModel and RemoveModel, 1M for RegisterModel, 100k for
+// StopTokenModel, at least 140 times the execution at which each model's mutants are caught (see
+// CMakeLists.txt). An exhaustive search does not end in minutes even within one preemption
+// (HelpModel alone: 1.7M executions): every load may read any store not yet ordered before it.
 //
 // Not modelled: grown words (p has at most two entries here; its first word holds three),
 // callbacks in the set, timers, sleepers (kWaiters), the node cache (off in model builds), and
@@ -140,11 +145,29 @@ struct RemoveModel : ctxtree_model::Model<RemoveModel, 3> {
   }
 };
 
+struct StopTokenModel : ctxtree_model::Model<StopTokenModel, 2> {
+  CancelNode* c = nullptr;
+
+  void before() { c = make_root_child(); }
+
+  void body(unsigned index) {
+    if (index == 0) {
+      (void)LockFreeTree::stop_token(c);
+      return;
+    }
+    cancel(c);
+    RL_ASSERT(LockFreeTree::stop_token(c).stop_requested());
+  }
+
+  void after() { drop(c); }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int help = ctxtree_model::run<HelpModel>(argc, argv, {rl::sched_random, 300000, 0});
   const int reg = ctxtree_model::run<RegisterModel>(argc, argv, {rl::sched_random, 1000000, 0});
   const int rem = ctxtree_model::run<RemoveModel>(argc, argv, {rl::sched_random, 300000, 0});
-  return help != 0 ? help : reg != 0 ? reg : rem;
+  const int stop = ctxtree_model::run<StopTokenModel>(argc, argv, {rl::sched_random, 100000, 0});
+  return help != 0 ? help : reg != 0 ? reg : rem != 0 ? rem : stop;
 }
