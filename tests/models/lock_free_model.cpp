@@ -23,17 +23,28 @@
 // and publishes the bridge) while another cancels c, then asks for it. Property: a token asked of
 // a done context is stopped (the bridge is registered, or stopped, before it is published).
 //
+// SiblingModel — a node with two DoneCallbacks, A and B (ctxtree/context.hpp over LockFreeTree);
+// A's function destroys B. Two threads cancel the node (winner and helper); the winner runs the
+// callbacks in slot order, which registration order does not fix (a reservation that loses a CAS,
+// even spuriously, moves to another word). Property: A runs once; B runs at most once and never
+// after its destruction (the destructor withdraws it without waiting for the walk that holds the
+// set: else DEADLOCK); nothing is touched after its free.
+//
 // In every model: no access to freed memory, no leak, no data race on plain data.
 //
 // Search: relacy's random scheduler seeded by the execution's index (every run explores the same
 // executions): 300k executions for HelpModel and RemoveModel, 1M for RegisterModel, 100k for
-// StopTokenModel, at least 140 times the execution at which each model's mutants are caught (see
-// CMakeLists.txt). An exhaustive search does not end in minutes even within one preemption
-// (HelpModel alone: 1.7M executions): every load may read any store not yet ordered before it.
+// StopTokenModel and SiblingModel, at least 140 times the execution at which each model's mutants
+// are caught (see CMakeLists.txt). An exhaustive search does not end in minutes even within one
+// preemption (HelpModel alone: 1.7M executions): every load may read any store not yet ordered
+// before it.
 //
-// Not modelled: grown words (p has at most two entries here; its first word holds three),
-// callbacks in the set, timers, sleepers (kWaiters), the node cache (off in model builds), and
-// node reference counts (std::atomic in node.hpp: atomic here, their orders not simulated).
+// Not modelled: more than two entries in a set (words grow only when a reservation's CAS fails,
+// spuriously or to a competitor), grandchildren (the walk's descent and climb), a callback removed
+// by another thread while it runs (simulated threads share one OS thread, so DoneCallback's
+// std::this_thread::get_id() test cannot tell them apart), timers, sleepers (kWaiters), the node
+// cache (off in model builds), and node reference counts (std::atomic in node.hpp and
+// StopBridge's stop_source: atomic here, their orders not simulated).
 #include <cstdint>
 #include <cstdlib>
 
@@ -162,6 +173,51 @@ struct StopTokenModel : ctxtree_model::Model<StopTokenModel, 2> {
   void after() { drop(c); }
 };
 
+struct SiblingModel : ctxtree_model::Model<SiblingModel, 2> {
+  struct Effect {
+    SiblingModel* m;
+    bool first;
+    void operator()() const noexcept {
+      if (first) {
+        m->ran_a($) = m->ran_a($) + 1;
+        m->ran_b_before_delete($) = m->ran_b($);
+        delete m->b;  // the sibling: run already, or withdrawn here
+        m->b = nullptr;
+      } else {
+        m->ran_b($) = m->ran_b($) + 1;
+      }
+    }
+  };
+  using Registration = ctxtree::DoneCallback<LockFreeTree, Effect>;
+
+  CancelNode* c = nullptr;
+  Registration* a = nullptr;
+  Registration* b = nullptr;
+  rl::var<int> ran_a;
+  rl::var<int> ran_b;
+  rl::var<int> ran_b_before_delete;
+
+  void before() {
+    ran_a($) = 0;
+    ran_b($) = 0;
+    ran_b_before_delete($) = 0;
+    c = make_root_child();
+    const auto ctx = ctxtree::detail::Access::adopt<LockFreeTree>(c);
+    ctxtree::detail::retain<LockFreeTree>(c);  // the reference `ctx` gives back at its end
+    a = new Registration(ctx, Effect{this, true});
+    b = new Registration(ctx, Effect{this, false});
+  }
+
+  void body(unsigned) { cancel(c); }
+
+  void after() {
+    RL_ASSERT(ran_a($) == 1);
+    RL_ASSERT(ran_b($) == ran_b_before_delete($));
+    delete a;
+    drop(c);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,5 +225,6 @@ int main(int argc, char** argv) {
   const int reg = ctxtree_model::run<RegisterModel>(argc, argv, {rl::sched_random, 1000000, 0});
   const int rem = ctxtree_model::run<RemoveModel>(argc, argv, {rl::sched_random, 300000, 0});
   const int stop = ctxtree_model::run<StopTokenModel>(argc, argv, {rl::sched_random, 100000, 0});
-  return help != 0 ? help : reg != 0 ? reg : rem != 0 ? rem : stop;
+  const int sibling = ctxtree_model::run<SiblingModel>(argc, argv, {rl::sched_random, 100000, 0});
+  return help != 0 ? help : reg != 0 ? reg : rem != 0 ? rem : stop != 0 ? stop : sibling;
 }

@@ -610,9 +610,25 @@ void run_callbacks(RunList& run) noexcept {
   while (CancelNode* x = run.head) {
     Extras* e = x->extras.load(std::memory_order_relaxed);  // we queued x: seen already
     run.head = e->run_next;
+#if !CTXTREE_MUTANT(LOCKFREE_TAKE_ALL_FIRST)  // planted bug: takes every callback, then runs them
     for_each_callback_slot(e, [](detail::Atomic<std::uintptr_t>& slot) {
       if (Callback* cb = take_callback(slot)) detail::run_callback(cb);
     });
+#else
+    Callback* taken = nullptr;
+    Callback** tail = &taken;
+    for_each_callback_slot(e, [&tail](detail::Atomic<std::uintptr_t>& slot) {
+      if (Callback* cb = take_callback(slot)) {
+        cb->next = nullptr;
+        *tail = cb;
+        tail = &cb->next;
+      }
+    });
+    while (Callback* cb = taken) {
+      taken = cb->next;
+      detail::run_callback(cb);
+    }
+#endif
     detail::release<LockFreeTree>(x);
   }
 }
@@ -726,9 +742,8 @@ void LockFreeTree::cancel(CancelNode* c, errc err, std::error_code cause) noexce
   RunList run;
   bool won = false;
   if (!(s & kErrMask)) complete(c, lockfree::encode_result(err, cause), run, won);
-    // The winner's walk, or help for it: returns with the subtree done.
 #if !CTXTREE_MUTANT(LOCKFREE_NO_HELP)  // planted bug: a loser returns without helping
-  walk(c, run);
+  walk(c, run);  // the winner's walk, or help for it: returns with the subtree done
 #else
   if (won) walk(c, run);
 #endif
