@@ -18,7 +18,7 @@
 // Property: no walker reaches c after its free, c is freed by its owner or by the last walker out
 // of the gate, and p ends done with its gate empty.
 //
-// StopTokenModel — stop_token()'s shared bridge (detail::bridge_stop_token in ctxtree/context.hpp,
+// StopTokenModel — stop_token()'s shared bridge (detail::bridge_stop_token, ctxtree/context.hpp,
 // generic over the tree, here over LockFreeTree): one thread asks for c's token (makes, registers
 // and publishes the bridge) while another cancels c, then asks for it. Property: a token asked of
 // a done context is stopped (the bridge is registered, or stopped, before it is published).
@@ -47,6 +47,8 @@
 // StopBridge's stop_source: atomic here, their orders not simulated).
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
+#include <string_view>
 
 #include "../../impls/common/src/callback.cpp"
 #include "../../impls/lockfree/src/lock_free_tree.cpp"
@@ -220,11 +222,52 @@ struct SiblingModel : ctxtree_model::Model<SiblingModel, 2> {
 
 }  // namespace
 
+// `--model NAME` (first on the command line) runs only that model: a mutant's test runs the model
+// that catches it, not all five. Other arguments go to ctxtree_model::run.
 int main(int argc, char** argv) {
-  const int help = ctxtree_model::run<HelpModel>(argc, argv, {rl::sched_random, 300000, 0});
-  const int reg = ctxtree_model::run<RegisterModel>(argc, argv, {rl::sched_random, 1000000, 0});
-  const int rem = ctxtree_model::run<RemoveModel>(argc, argv, {rl::sched_random, 300000, 0});
-  const int stop = ctxtree_model::run<StopTokenModel>(argc, argv, {rl::sched_random, 100000, 0});
-  const int sibling = ctxtree_model::run<SiblingModel>(argc, argv, {rl::sched_random, 100000, 0});
-  return help != 0 ? help : reg != 0 ? reg : rem != 0 ? rem : stop != 0 ? stop : sibling;
+  std::string_view only;
+  if (argc >= 3 && std::string_view(argv[1]) == "--model") {
+    only = argv[2];
+    argv[2] = argv[0];
+    argv += 2;
+    argc -= 2;
+  }
+  struct Entry {
+    std::string_view name;
+    int (*run)(int, char**);
+  };
+  static constexpr Entry kModels[] = {
+      {"help",
+       [](int c, char** v) {
+         return ctxtree_model::run<HelpModel>(c, v, {rl::sched_random, 300000, 0});
+       }},
+      {"register",
+       [](int c, char** v) {
+         return ctxtree_model::run<RegisterModel>(c, v, {rl::sched_random, 1000000, 0});
+       }},
+      {"remove",
+       [](int c, char** v) {
+         return ctxtree_model::run<RemoveModel>(c, v, {rl::sched_random, 300000, 0});
+       }},
+      {"stop_token",
+       [](int c, char** v) {
+         return ctxtree_model::run<StopTokenModel>(c, v, {rl::sched_random, 100000, 0});
+       }},
+      {"sibling",
+       [](int c, char** v) {
+         return ctxtree_model::run<SiblingModel>(c, v, {rl::sched_random, 100000, 0});
+       }},
+  };
+  int result = 0;
+  bool ran = false;
+  for (const Entry& m : kModels) {
+    if (!only.empty() && m.name != only) continue;
+    ran = true;
+    if (const int r = m.run(argc, argv); r != 0 && result == 0) result = r;
+  }
+  if (!ran) {
+    std::cerr << "no model named " << only << '\n';
+    return 2;
+  }
+  return result;
 }
