@@ -10,10 +10,11 @@
 // everything f wrote is visible (else DATA RACE); the runner touches nothing of the callback
 // after its release (else ACCESS TO FREED MEMORY); no lost wake-up (else DEADLOCK).
 //
-// Not modelled: the tree's registration structure (add_listener / remove_listener, run_claimed's
-// claims) and DoneCallback itself (ctxtree/context.hpp, generic over a tree), so neither a
-// DoneCallback destroyed inside a sibling callback nor stop_token()'s bridge publication; all
-// simulated threads share one OS thread, so std::this_thread::get_id() cannot tell them apart.
+// Not modelled here: the tree's registration structure (add_listener / remove_listener,
+// run_claimed's claims) and DoneCallback itself (ctxtree/context.hpp, generic over a tree);
+// lock_free_model.cpp runs them over LockFreeTree (a DoneCallback destroyed inside a sibling
+// callback, stop_token()'s bridge). All simulated threads share one OS thread, so
+// std::this_thread::get_id() cannot tell them apart.
 #include <cstdint>
 
 #include "../../impls/common/src/callback.cpp"

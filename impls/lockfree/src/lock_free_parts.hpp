@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <system_error>
 
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/cause_table.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/pointer_packing.hpp"
@@ -97,11 +98,11 @@ bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
 
 // Up to 30 slots sharing one bitmap word. Slots beyond a word's capacity are reserved for ever.
 struct LockFreeTree::Word {
-  Word(std::atomic<std::uintptr_t>* storage, std::uint64_t initial) noexcept
+  Word(detail::Atomic<std::uintptr_t>* storage, std::uint64_t initial) noexcept
       : bits(initial), slots(storage) {}
-  std::atomic<std::uint64_t> bits;   // reserved, published, hints, kPending, kClosed
-  std::atomic<Word*> next{nullptr};  // append-only list, set once by a CAS from null
-  std::atomic<std::uintptr_t>* const slots;
+  detail::Atomic<std::uint64_t> bits;   // reserved, published, hints, kPending, kClosed
+  detail::Atomic<Word*> next{nullptr};  // append-only list, set once by a CAS from null
+  detail::Atomic<std::uintptr_t>* const slots;
 };
 
 // The children and callbacks of a node, made on the first registration, freed with the node.
@@ -110,12 +111,12 @@ struct LockFreeTree::Extras {
       : first(first_slots,
               lockfree::kReservedAll & ~((std::uint64_t{1} << lockfree::kFirstSlots) - 1)) {}
   Word first;
-  std::atomic<std::uintptr_t> first_slots[lockfree::kFirstSlots];
-  std::atomic<std::uint64_t> gate{0};    // see kGate*
-  std::atomic<Word*> cursor{&first};     // hint: where the last free slot was found
-  std::atomic<Word*> last{&first};       // hint: the tail of the list
-  std::atomic<std::int32_t> nonfull{1};  // words with a free slot (a hint, exact when quiet)
-  CancelNode* run_next = nullptr;        // the completer's run list; written only by it
+  detail::Atomic<std::uintptr_t> first_slots[lockfree::kFirstSlots];
+  detail::Atomic<std::uint64_t> gate{0};    // see kGate*
+  detail::Atomic<Word*> cursor{&first};     // hint: where the last free slot was found
+  detail::Atomic<Word*> last{&first};       // hint: the tail of the list
+  detail::Atomic<std::int32_t> nonfull{1};  // words with a free slot (a hint, exact when quiet)
+  CancelNode* run_next = nullptr;           // the completer's run list; written only by it
   // Unique over the process's life, so a thread's remembered home word (see reserve) is known to
   // belong to this set even if another set was freed at the same address. Immutable.
   const std::uint64_t id = next_id();

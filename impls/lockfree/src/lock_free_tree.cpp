@@ -49,7 +49,7 @@ namespace {
 // set is still open.
 struct BigWord final : Word {
   BigWord() noexcept : Word(storage, kPending) {}
-  std::atomic<std::uintptr_t> storage[lockfree::kSlotsPerWord];
+  detail::Atomic<std::uintptr_t> storage[lockfree::kSlotsPerWord];
 };
 
 // What this thread must run once its walk is over: nodes whose callbacks it claims then, linked
@@ -72,8 +72,9 @@ CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anch
 // no waiting; bounded, so a parent's footprint still follows its live children (the cache holds
 // at most kNodeCacheMax blocks per thread, whatever the number of cycles). A node freed on another
 // thread than its maker's (a walker freeing a deferred child) goes to the freeing thread's cache.
-// Under AddressSanitizer the cache is off, so a use of a freed node is still reported.
-#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer and in model builds the cache is off, so a use of a freed node is still
+// reported (a model's simulated threads also share one OS thread, hence one cache).
+#if defined(__SANITIZE_ADDRESS__) || defined(CTXTREE_MODEL)
 constexpr bool kNodeCacheOn = false;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -163,9 +164,9 @@ void free_node(CancelNode* c) noexcept {
 }
 
 // ---- sleeping on the low half of `state` (error, flags, category: it changes on completion).
-// detail::futex_* take a std::atomic<std::uint32_t>; this word is 64 bits wide, so the two calls
-// are made here on its address. A sleeper re-reads `state` with an acquire load after every
-// wake-up, so no synchronisation relies on the system call.
+// detail::futex_* take a 32-bit atomic; this word is 64 bits wide, so the two calls are made here
+// on its address. A sleeper re-reads `state` with an acquire load after every wake-up, so no
+// synchronisation relies on the system call. (Models never reach them: no node there has kWaiters.)
 
 const std::uint32_t* futex_address(const CancelNode* c) noexcept {
   static_assert(std::endian::native == std::endian::little);
@@ -405,7 +406,7 @@ bool retain_unless_dying(CancelNode* c) noexcept {
 }
 
 // Takes callback slot `slot` for running, against remove_listener; the callback if taken.
-Callback* take_callback(std::atomic<std::uintptr_t>& slot) noexcept {
+Callback* take_callback(detail::Atomic<std::uintptr_t>& slot) noexcept {
   std::uintptr_t v = slot.load(std::memory_order_relaxed);  // the CAS re-checks
   if (!(v & kCallbackTag)) return nullptr;
   // acq_rel: one winner against remove_listener; the winner owns the registration.
@@ -444,7 +445,7 @@ void close_set(CancelNode* c, RunList& run) noexcept {
     run.head = c;
     return;
   }
-  for_each_callback_slot(e, [&run](std::atomic<std::uintptr_t>& slot) {
+  for_each_callback_slot(e, [&run](detail::Atomic<std::uintptr_t>& slot) {
     if (Callback* cb = take_callback(slot)) {
       cb->next = run.claimed;
       run.claimed = cb;
@@ -609,9 +610,25 @@ void run_callbacks(RunList& run) noexcept {
   while (CancelNode* x = run.head) {
     Extras* e = x->extras.load(std::memory_order_relaxed);  // we queued x: seen already
     run.head = e->run_next;
-    for_each_callback_slot(e, [](std::atomic<std::uintptr_t>& slot) {
+#if !CTXTREE_MUTANT(LOCKFREE_TAKE_ALL_FIRST)  // planted bug: takes every callback, then runs them
+    for_each_callback_slot(e, [](detail::Atomic<std::uintptr_t>& slot) {
       if (Callback* cb = take_callback(slot)) detail::run_callback(cb);
     });
+#else
+    Callback* taken = nullptr;
+    Callback** tail = &taken;
+    for_each_callback_slot(e, [&tail](detail::Atomic<std::uintptr_t>& slot) {
+      if (Callback* cb = take_callback(slot)) {
+        cb->next = nullptr;
+        *tail = cb;
+        tail = &cb->next;
+      }
+    });
+    while (Callback* cb = taken) {
+      taken = cb->next;
+      detail::run_callback(cb);
+    }
+#endif
     detail::release<LockFreeTree>(x);
   }
 }
@@ -652,6 +669,9 @@ bool unlink_dead(CancelNode* c) noexcept {
   // seq_cst, with the clear above and the walkers' enter() and close_word(): if no walker is
   // counted here, any later walker reads the word after our clear and skips c.
   std::uint64_t g = e->gate.load(std::memory_order_seq_cst);
+#if CTXTREE_MUTANT(LOCKFREE_IGNORE_GATE)  // planted bug: frees c under a walker
+  g &= ~kGateCountMask;
+#endif
   if ((g & kGateCountMask) == 0) return true;
   const std::uintptr_t counted = count_deferred();
   for (;;) {
@@ -722,7 +742,11 @@ void LockFreeTree::cancel(CancelNode* c, errc err, std::error_code cause) noexce
   RunList run;
   bool won = false;
   if (!(s & kErrMask)) complete(c, lockfree::encode_result(err, cause), run, won);
+#if !CTXTREE_MUTANT(LOCKFREE_NO_HELP)  // planted bug: a loser returns without helping
   walk(c, run);  // the winner's walk, or help for it: returns with the subtree done
+#else
+  if (won) walk(c, run);
+#endif
   if (won && c->slot != 0) unlink_cancelled(c);
   run_callbacks(run);
 }

@@ -438,6 +438,16 @@ std::stop_token bridge_stop_token(typename Tree::CancelNode* c) {
   StopBridge* b = c->stop_bridge.load(std::memory_order_acquire);  // pairs with the CAS below
   if (b != nullptr) return b->source.get_token();
   auto* fresh = new StopBridge;  // two references: the node's slot and the registration
+#if CTXTREE_MUTANT(STOP_TOKEN_PUBLISH_FIRST)  // planted bug: published before it is registered
+  if (!c->stop_bridge.compare_exchange_strong(b, fresh, std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+    fresh->unref();
+    fresh->unref();
+    return b->source.get_token();
+  }
+  if (!Tree::add_listener(c, fresh)) run_callback(fresh);
+  return fresh->source.get_token();
+#endif
   bool registered;
   try {
     registered = Tree::add_listener(c, fresh);

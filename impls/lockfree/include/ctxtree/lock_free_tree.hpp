@@ -56,6 +56,9 @@
 // acq_rel/acquire/release as noted at each operation; relaxed only for hints and counters that
 // decide nothing.
 //
+// The protocol's atomics are named through ctxtree/detail/atomic.hpp (std::atomic here), so the
+// model check (tests/models/lock_free_model.cpp) runs this source with simulated atomics.
+//
 // Lifetime: the caller of cancel() holds its node; a node reached by a walk is kept by the gate of
 // its parent, with its path (a deferred node drops its reference to its parent only when freed); a
 // node in an open word by its cancel function; a node on a run list by a reference the walk takes.
@@ -78,6 +81,7 @@
 #include <system_error>
 
 #include "ctxtree/context.hpp"
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/timer.hpp"
 #include "ctxtree/registry.hpp"
 
@@ -124,9 +128,9 @@ struct LockFreeTree::CancelNode : detail::CancelBase<LockFreeTree> {
   CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline) noexcept;
 
   // See the state bits above. The error and cause are set once, by the completion CAS.
-  mutable std::atomic<std::uint64_t> state;
+  mutable detail::Atomic<std::uint64_t> state;
   // Set once (CAS from null) before kHasExtras is set in `state`; freed with the node.
-  std::atomic<Extras*> extras{nullptr};
+  detail::Atomic<Extras*> extras{nullptr};
   // Where this node is published in parent->anchor's set: a Word* with the slot index in bits
   // 48-63; 0 when not published. Written before publication; cleared by the cancel that unlinks
   // it from an open word; read by walkers only when found in a closed word (never cleared then).
