@@ -43,7 +43,8 @@ struct Options {
 };
 
 struct Totals {
-  std::uint64_t ops = 0, derives = 0, cancels = 0, bad_allocs = 0, callbacks = 0, waits = 0;
+  std::uint64_t ops = 0, derives = 0, merges = 0, cancels = 0, bad_allocs = 0, callbacks = 0,
+                waits = 0;
   std::uint64_t storms = 0, storm_nodes = 0;
   std::int64_t max_lateness_ns = 0;
   std::uint64_t lateness_samples = 0;
@@ -99,7 +100,8 @@ class Runner {
     deadline_cause,
     deadline_far,
     value,
-    without_cancel
+    without_cancel,
+    merged  // with_merged(parent, second)
   };
 
   // Unique node ids and cause codes: (per-source sequence, source index).
@@ -112,7 +114,8 @@ class Runner {
   };
 
   struct Counters {
-    std::uint64_t ops = 0, derives = 0, cancels = 0, bad_allocs = 0, waits = 0, storm_nodes = 0;
+    std::uint64_t ops = 0, derives = 0, merges = 0, cancels = 0, bad_allocs = 0, waits = 0,
+                  storm_nodes = 0;
     std::int64_t max_lateness_ns = 0;
     std::uint64_t lateness_samples = 0;
   };
@@ -140,6 +143,7 @@ class Runner {
   struct PrivateChild {
     ctxtree::Context<Tree> ctx;
     ctxtree::CancelFunc cancel;
+    std::size_t counted = 1;  // its entries in the parent's child set (2: merged with it twice)
   };
 
   struct Worker {
@@ -206,7 +210,25 @@ class Runner {
   }
   NodePtr pick_parent(Rng& rng) {
     NodePtr n = rng.chance(1, 8) ? roots_[rng.below(roots_.size())] : pick_any(rng);
-    return n->shadow->depth < kMaxDepth ? n : roots_[rng.below(roots_.size())];
+    return n->shadow->depth < kMaxDepth && n->shadow->unfolded < kMaxUnfolded
+               ? n
+               : roots_[rng.below(roots_.size())];
+  }
+  // A second parent for a merge with `first` (any live node: merged, value and without_cancel
+  // layers included) whose chain keeps the merged node within kMaxUnfolded; null if none found.
+  // With `timerless`, only nodes with no deadline within a minute on their cancellation path
+  // (a storm's checks are exact only if no timer can complete its nodes).
+  NodePtr pick_second(Rng& rng, const NodePtr& first, bool timerless) {
+    const auto soon = Clock::now() + std::chrono::minutes(1);
+    for (int tries = 0; tries < 8; ++tries) {
+      NodePtr n = tries < 6 ? pick_any(rng) : roots_[rng.below(roots_.size())];
+      const Shadow& s = *n->shadow;
+      if (s.depth < kMaxDepth && first->shadow->unfolded + s.unfolded < kMaxUnfolded &&
+          (!timerless || !s.deadline || *s.deadline > soon)) {
+        return n;
+      }
+    }
+    return nullptr;
   }
   NodePtr pick_cancellable(Rng& rng) {
     for (int tries = 0; tries < 4; ++tries) {
@@ -231,7 +253,9 @@ class Runner {
     }
   }
 
-  NodePtr derive(Ids& ids, Rng& rng, Counters& c, const NodePtr& parent, Make how);
+  NodePtr derive(Ids& ids, Rng& rng, Counters& c, const NodePtr& parent, Make how,
+                 const NodePtr& second = nullptr);
+  void check_inherited(const NodeT& n, const NodeT& from, const NodeT* or_from);
   void resolve_deadline(NodeT& n, const Shadow& ps, Clock::time_point lo, Clock::time_point hi);
 
   // ---- checking ----------------------------------------------------------------------------
