@@ -113,6 +113,15 @@ bool cancel_returned_on_path(const Shadow& s) noexcept {
       s, [](const Shadow& p) { return p.cancel_returned.load(std::memory_order_acquire); });
 }
 
+bool cancel_returned_on_first_path(const Shadow& s) noexcept {
+  return any_on_first_path(
+      s, [](const Shadow& p) { return p.cancel_returned.load(std::memory_order_acquire); });
+}
+
+bool on_first_path(const Shadow& s, const Shadow& a) noexcept {
+  return any_on_first_path(s, [&a](const Shadow& p) { return &p == &a; });
+}
+
 bool justified(const Shadow& s, Clock::time_point now) noexcept {
   return any_on_cancel_path(s, [now](const Shadow& p) {
     return p.cancel_started.load(std::memory_order_relaxed) ||

@@ -112,8 +112,27 @@ bool any_on_cancel_path(const Shadow& s, F&& f) {
       s, [](const Shadow& p) { return !p.cuts_cancellation(); }, std::forward<F>(f));
 }
 
+// The ancestors-or-self through first parents only (a single chain), up to and including the
+// nearest without_cancel. A merged node is a tree descendant of its first parent but reaches its
+// second only through a registration, so this is the path on which every cancel that returned,
+// also one that lost a race, obliges the node to be done (invariant 1, strict rule).
+template <class F>
+bool any_on_first_path(const Shadow& s, F&& f) {
+  for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) {
+    if (f(*p)) return true;
+    if (p->cuts_cancellation()) break;
+  }
+  return false;
+}
+
 bool never_done(const Shadow& s) noexcept;
+// A cancel on any route of the cancellation path returned: binding only where every cancel that
+// could have won the race to a second parent has returned (invariant 1, quiescent rule).
 bool cancel_returned_on_path(const Shadow& s) noexcept;
+// A cancel on the first-parent path returned: binding at once (invariant 1, strict rule).
+bool cancel_returned_on_first_path(const Shadow& s) noexcept;
+// `a` is `s` or on its first-parent path.
+bool on_first_path(const Shadow& s, const Shadow& a) noexcept;
 // Something on the cancellation path was cancelled or its deadline passed by `now`.
 bool justified(const Shadow& s, Clock::time_point now) noexcept;
 // A deadline on the cancellation path passed by `now`.

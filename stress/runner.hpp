@@ -69,6 +69,7 @@ inline constexpr std::size_t kDetached = 32;
 inline constexpr std::size_t kPrivateChildren = 48;
 inline constexpr auto kWatchdog = 10s;
 inline constexpr auto kCallbackGrace = 5s;  // for callbacks another thread may still be running
+inline constexpr auto kDeadlineGrace = 8s;  // a node is done at most this long after its deadline
 
 template <class Tree>
 class Runner {
@@ -262,6 +263,7 @@ class Runner {
   void observe(const NodeT& n, bool full, Rng& rng);
   void check_value(const NodeT& n, int key);
   void check_descendants_done(const NodeT& x, Worker& w, bool all_pools);
+  void check_done_when_quiescent(const NodeT& n);
   bool wait_runs(const CbRec& rec, int want);
   void verify_resolved(CbRec& rec);
   void verify_registered(std::vector<std::shared_ptr<CbRec>>& recs, bool final_check);

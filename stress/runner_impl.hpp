@@ -216,11 +216,14 @@ void Runner<Tree>::resolve_deadline(NodeT& n, const Shadow& ps, Clock::time_poin
 template <class Tree>
 void Runner<Tree>::observe(const NodeT& n, bool full, Rng& rng) {
   Shadow& s = *n.shadow;
-  // Read before is_done(): if a cancel on the path had returned, the node must be done.
-  const bool must_be_done = cancel_returned_on_path(s);
+  // Read before is_done(): if a cancel on the first-parent path had returned, the node must be
+  // done (through a second parent only at quiescent points: check_done_when_quiescent).
+  const bool must_be_done = cancel_returned_on_first_path(s);
   const bool done = n.ctx.is_done();
   if (must_be_done && !done) {
-    fail(kInvCancel, &n, "not done, although cancel() of itself or an ancestor has returned");
+    fail(kInvCancel, &n,
+         "not done, although cancel() of itself or an ancestor on its first-parent path has "
+         "returned");
     return;
   }
   const std::error_code err = n.ctx.err();
@@ -285,14 +288,39 @@ void Runner<Tree>::check_descendants_done(const NodeT& x, Worker& w, bool all_po
     for (std::size_t i = 0; i < kPoolSlots; ++i) {
       const NodePtr d = v->pool[i].load();
       if (!d) continue;
-      const bool below =
-          any_on_cancel_path(*d->shadow, [&x](const Shadow& p) { return &p == x.shadow.get(); });
-      if (below && !d->ctx.is_done()) {
+      // Descendants through a second parent may still be finished by a cancel that won.
+      if (on_first_path(*d->shadow, *x.shadow) && !d->ctx.is_done()) {
         fail(kInvCancel, d.get(),
              "not done after the cancel() of its ancestor #" + std::to_string(x.shadow->id) +
-                 " returned");
+                 " on its first-parent path returned");
       }
     }
+  }
+}
+
+// Invariant 1 at a point where every harness cancel call has returned: a node with a returned
+// cancel or a passed deadline on any route of its path must be done. The winner of a race to a
+// second parent may be a thread the harness does not join (the timer's, running a deadline or a
+// callback's cancel), so a node obliged only through a second parent gets a bounded wait; one
+// obliged through its first-parent path must be done now.
+template <class Tree>
+void Runner<Tree>::check_done_when_quiescent(const NodeT& n) {
+  const Shadow& s = *n.shadow;
+  if (n.ctx.is_done() || failed()) return;  // after a failure, no waits that pile up
+  if (cancel_returned_on_first_path(s)) {
+    fail(kInvCancel, &n,
+         "not done at a quiescent point, although cancel() of itself or an ancestor on its "
+         "first-parent path has returned");
+    return;
+  }
+  const bool cancelled = cancel_returned_on_path(s);
+  if (!cancelled && !deadline_passed(s, Clock::now())) return;
+  if (!n.ctx.done().wait_for(cancelled ? kCallbackGrace : kDeadlineGrace)) {
+    fail(cancelled ? kInvCancel : kInvDeadlines, &n,
+         cancelled ? "not done at a quiescent point, although cancel() of an ancestor through a "
+                     "second parent returned and every harness cancel call has returned"
+                   : "not done " + detail::us(kDeadlineGrace) +
+                         " after a quiescent point at which a deadline on its path had passed");
   }
 }
 
@@ -815,9 +843,12 @@ void Runner<Tree>::storm_phase(Worker& w) {
     for (auto& v : workers_) {
       const std::size_t size = v->storm_size.load(std::memory_order_acquire);
       for (std::size_t j = 0; j < size; ++j) {
-        if (!v->storm[j]->ctx.is_done()) {
-          fail(kInvCancel, v->storm[j].get(),
-               "created below the storm root, not done after the root's cancel() returned");
+        // Below the root through a second parent: checked once the storm's threads are joined.
+        const NodeT& d = *v->storm[j];
+        if (on_first_path(*d.shadow, *root->shadow) && !d.ctx.is_done()) {
+          fail(kInvCancel, &d,
+               "created below the storm root (first-parent path), not done after the root's "
+               "cancel() returned");
         }
       }
     }
@@ -849,8 +880,10 @@ void Runner<Tree>::storm_phase(Worker& w) {
     if (n) {
       trace(Op::storm_derive, n->shadow->id, parent->shadow->id);
       ++w.c.storm_nodes;
-      if (returned && !n->ctx.is_done()) {
-        fail(kInvCancel, n.get(), "derived below the storm root after its cancel() returned");
+      // A merged node made on a done second parent is checked by derive itself.
+      if (returned && on_first_path(*n->shadow, *root->shadow) && !n->ctx.is_done()) {
+        fail(kInvCancel, n.get(),
+             "derived below the storm root (first-parent path) after its cancel() returned");
       }
       w.storm[size] = n;
       w.storm_size.store(size + 1, std::memory_order_release);
@@ -879,8 +912,12 @@ void Runner<Tree>::storm_setup() {
   storm_delay_ = std::chrono::microseconds(coord_rng_.below(300));
 }
 
-// After the storm every cancel call has returned and no timer is involved, so the checks are
-// exact: every node done, every callback ran exactly once, the root has no children left.
+// After the storm every cancel call on a storm thread has returned and no deadline is involved,
+// so the checks are exact: every node done, every callback ran exactly once, the root has no
+// children left. Except for nodes below the root only through a second parent: a callback on
+// the timer's thread may have cancelled their other side's ancestor, won that race and still be
+// finishing them, so they get check_done_when_quiescent's bounded wait (and their callbacks
+// wait_runs').
 template <class Tree>
 void Runner<Tree>::storm_verify() {
   const NodePtr root = std::move(storm_root_);
@@ -892,15 +929,21 @@ void Runner<Tree>::storm_verify() {
   for (auto& v : workers_) {
     const std::size_t size = v->storm_size.load(std::memory_order_relaxed);
     for (std::size_t j = 0; j < size; ++j) {
-      if (!v->storm[j]->ctx.is_done()) {
-        fail(kInvCancel, v->storm[j].get(), "storm node not done at the end of the storm");
+      const NodeT& d = *v->storm[j];
+      if (on_first_path(*d.shadow, *root->shadow) ? !d.ctx.is_done()
+                                                  : !d.ctx.done().wait_for(kCallbackGrace)) {
+        fail(kInvCancel, &d, "storm node not done at the end of the storm");
       }
       observe(*v->storm[j], true, coord_rng_);
       v->storm[j].reset();
     }
     v->storm_size.store(0, std::memory_order_relaxed);
+    const auto exact = [&root](const CbRec& rec) {
+      return on_first_path(*rec.node, *root->shadow);
+    };
     for (const auto& rec : v->storm_recs) {
       const int want = rec->failed.load(std::memory_order_relaxed) ? 0 : 1;
+      if (!exact(*rec)) wait_runs(*rec, want);
       if (const int runs = rec->runs.load(std::memory_order_relaxed); runs != want) {
         fail(kInvCallbacks, rec->node.get(),
              "after_func on a storm node ran " + std::to_string(runs) + " times, expected " +
@@ -909,6 +952,7 @@ void Runner<Tree>::storm_verify() {
     }
     v->storm_recs.clear();
     for (Scoped& sc : v->storm_scoped) {
+      if (!exact(*sc.rec)) wait_runs(*sc.rec, 1);
       if (const int runs = sc.rec->runs.load(std::memory_order_relaxed); runs != 1) {
         fail(kInvCallbacks, sc.rec->node.get(),
              "DoneCallback on a storm node ran " + std::to_string(runs) + " times, expected 1");
@@ -926,7 +970,10 @@ template <class Tree>
 void Runner<Tree>::quiescent_check() {
   for (auto& v : workers_) {
     for (std::size_t i = 0; i < kPoolSlots; ++i) {
-      if (const NodePtr n = v->pool[i].load()) observe(*n, true, coord_rng_);
+      if (const NodePtr n = v->pool[i].load()) {
+        check_done_when_quiescent(*n);
+        observe(*n, true, coord_rng_);
+      }
     }
     for (const auto& rec : v->pending) verify_resolved(*rec);
     v->pending.clear();
