@@ -914,10 +914,10 @@ void Runner<Tree>::storm_setup() {
 
 // After the storm every cancel call on a storm thread has returned and no deadline is involved,
 // so the checks are exact: every node done, every callback ran exactly once, the root has no
-// children left. Except for nodes below the root only through a second parent: a callback on
-// the timer's thread may have cancelled their other side's ancestor, won that race and still be
-// finishing them, so they get check_done_when_quiescent's bounded wait (and their callbacks
-// wait_runs').
+// children left. Except where a merge joins a storm node to a node outside the storm: a callback
+// on the timer's thread may cancel that outside node's side, win the race to the merged node and
+// still be finishing it. So a node below the root only through a second parent gets a bounded
+// wait for done, and the callbacks of a node with a merged node on its path wait_runs' grace.
 template <class Tree>
 void Runner<Tree>::storm_verify() {
   const NodePtr root = std::move(storm_root_);
@@ -938,8 +938,8 @@ void Runner<Tree>::storm_verify() {
       v->storm[j].reset();
     }
     v->storm_size.store(0, std::memory_order_relaxed);
-    const auto exact = [&root](const CbRec& rec) {
-      return on_first_path(*rec.node, *root->shadow);
+    const auto exact = [](const CbRec& rec) {
+      return !any_on_cancel_path(*rec.node, [](const Shadow& p) { return p.kind == Kind::merged; });
     };
     for (const auto& rec : v->storm_recs) {
       const int want = rec->failed.load(std::memory_order_relaxed) ? 0 : 1;
