@@ -114,6 +114,7 @@ bool cancel_returned_on_path(const Shadow& s) noexcept {
 }
 
 bool cancel_returned_on_first_path(const Shadow& s) noexcept {
+  // Acquire: pairs with CancelScope's release store, so the reader knows the call had finished.
   return any_on_first_path(
       s, [](const Shadow& p) { return p.cancel_returned.load(std::memory_order_acquire); });
 }
