@@ -121,15 +121,15 @@ bool run_tree(const stress::Options& opt) {
   // is left. A run that leaked nodes has failed anyway.
   if (runner->safe_to_delete()) delete runner;
   std::printf(
-      "[stress] tree=%.*s ops=%llu ops/s=%.0f derives=%llu cancels=%llu callbacks=%llu "
+      "[stress] tree=%.*s ops=%llu ops/s=%.0f derives=%llu merged=%llu cancels=%llu callbacks=%llu "
       "bad_alloc=%llu waits=%llu storms=%llu storm_nodes=%llu stalls=%llu "
       "max_deadline_lateness_us=%lld (%llu samples) elapsed=%.2fs %s\n",
       static_cast<int>(name.size()), name.data(), static_cast<unsigned long long>(t.ops),
       t.op_seconds > 0 ? static_cast<double>(t.ops) / t.op_seconds : 0.0,
-      static_cast<unsigned long long>(t.derives), static_cast<unsigned long long>(t.cancels),
-      static_cast<unsigned long long>(t.callbacks), static_cast<unsigned long long>(t.bad_allocs),
-      static_cast<unsigned long long>(t.waits), static_cast<unsigned long long>(t.storms),
-      static_cast<unsigned long long>(t.storm_nodes),
+      static_cast<unsigned long long>(t.derives), static_cast<unsigned long long>(t.merges),
+      static_cast<unsigned long long>(t.cancels), static_cast<unsigned long long>(t.callbacks),
+      static_cast<unsigned long long>(t.bad_allocs), static_cast<unsigned long long>(t.waits),
+      static_cast<unsigned long long>(t.storms), static_cast<unsigned long long>(t.storm_nodes),
       static_cast<unsigned long long>(stress::hook::stalls()),
       static_cast<long long>(t.max_lateness_ns / 1000),
       static_cast<unsigned long long>(t.lateness_samples), t.elapsed, t.pass ? "PASS" : "FAIL");

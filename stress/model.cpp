@@ -25,18 +25,52 @@ struct Segment {
   bool deadline = false;
 };
 
-bool match(std::string_view s, const std::vector<Segment>& segs, std::size_t i) {
-  if (i == segs.size()) return s.empty();
-  if (!segs[i].deadline) {
-    return s.starts_with(segs[i].text) && match(s.substr(segs[i].text.size()), segs, i + 1);
-  }
+// Backtracking over the ')' that may close each deadline segment, with an explicit stack.
+bool match(std::string_view s, const std::vector<Segment>& segs) {
   constexpr std::string_view open = ".WithDeadline(";
-  if (!s.starts_with(open)) return false;
-  for (std::size_t close = s.find(')', open.size() + 1); close != std::string_view::npos;
-       close = s.find(')', close + 1)) {
-    if (match(s.substr(close + 1), segs, i + 1)) return true;
+  struct Choice {
+    std::size_t seg, close;  // a deadline segment and the ')' tried for it
+  };
+  std::vector<Choice> choices;
+  std::size_t i = 0, pos = 0;
+  // Takes the next ')' for the innermost open choice; false when none is left.
+  const auto backtrack = [&] {
+    while (!choices.empty()) {
+      Choice& c = choices.back();
+      c.close = s.find(')', c.close + 1);
+      if (c.close != std::string_view::npos) {
+        i = c.seg + 1;
+        pos = c.close + 1;
+        return true;
+      }
+      choices.pop_back();
+    }
+    return false;
+  };
+  for (;;) {
+    const std::string_view rest = s.substr(pos);
+    bool ok;
+    if (i == segs.size()) {
+      if (rest.empty()) return true;
+      ok = false;
+    } else if (!segs[i].deadline) {
+      ok = rest.starts_with(segs[i].text);
+      if (ok) {
+        pos += segs[i].text.size();
+        ++i;
+      }
+    } else {
+      const std::size_t close =
+          rest.starts_with(open) ? s.find(')', pos + open.size() + 1) : std::string_view::npos;
+      ok = close != std::string_view::npos;
+      if (ok) {
+        choices.push_back({i, close});
+        ++i;
+        pos = close + 1;
+      }
+    }
+    if (!ok && !backtrack()) return false;
   }
-  return false;
 }
 
 }  // namespace
@@ -59,6 +93,8 @@ const char* kind_name(Kind k) noexcept {
       return "with_value";
     case Kind::without_cancel:
       return "without_cancel";
+    case Kind::merged:
+      return "with_merged";
   }
   return "?";
 }
@@ -77,6 +113,16 @@ bool cancel_returned_on_path(const Shadow& s) noexcept {
       s, [](const Shadow& p) { return p.cancel_returned.load(std::memory_order_acquire); });
 }
 
+bool cancel_returned_on_first_path(const Shadow& s) noexcept {
+  // Acquire: pairs with CancelScope's release store, so the reader knows the call had finished.
+  return any_on_first_path(
+      s, [](const Shadow& p) { return p.cancel_returned.load(std::memory_order_acquire); });
+}
+
+bool on_first_path(const Shadow& s, const Shadow& a) noexcept {
+  return any_on_first_path(s, [&a](const Shadow& p) { return &p == &a; });
+}
+
 bool justified(const Shadow& s, Clock::time_point now) noexcept {
   return any_on_cancel_path(s, [now](const Shadow& p) {
     return p.cancel_started.load(std::memory_order_relaxed) ||
@@ -90,10 +136,14 @@ bool deadline_passed(const Shadow& s, Clock::time_point now) noexcept {
 }
 
 std::optional<std::uint64_t> expected_value(const Shadow& s, int key) noexcept {
-  for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) {
-    if (p->key == key) return p->value;
-  }
-  return std::nullopt;
+  std::optional<std::uint64_t> found;
+  walk_up(
+      s, [](const Shadow&) { return true; },
+      [&](const Shadow& p) {
+        if (p.key == key) found = p.value;
+        return found.has_value();
+      });
+  return found;
 }
 
 const std::error_category& stress_category() noexcept {
@@ -167,36 +217,55 @@ std::string record_seen(Shadow& s, std::error_code err, std::error_code cause) {
   return "";
 }
 
+// A merged node prints nothing itself: its merge layer, right above it, prints
+// ".WithMerged(" + the second parent's string + ")" after the first parent's string.
 bool to_string_matches(const Shadow& s, std::string_view text) {
-  std::vector<const Shadow*> chain;
-  for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) chain.push_back(p);
+  struct Item {
+    const Shadow* node;  // null: emit `seg`
+    Segment seg;
+  };
   std::vector<Segment> segs;
-  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-    const Shadow& p = **it;
+  std::vector<Item> stack{{&s, {}}};  // popped in printing order
+  while (!stack.empty()) {
+    Item it = std::move(stack.back());
+    stack.pop_back();
+    if (it.node == nullptr) {
+      segs.push_back(std::move(it.seg));
+      continue;
+    }
+    const Shadow& p = *it.node;
+    Segment own;
     switch (p.kind) {
       case Kind::background:
-        segs.push_back({"context.Background"});
+        own = {"context.Background"};
         break;
       case Kind::todo:
-        segs.push_back({"context.TODO"});
+        own = {"context.TODO"};
         break;
       case Kind::cancel:
       case Kind::cancel_cause:
-        segs.push_back({".WithCancel"});
+        own = {".WithCancel"};
         break;
       case Kind::deadline:
       case Kind::deadline_cause:
-        segs.push_back({"", true});
+        own = {"", true};
         break;
       case Kind::value:
-        segs.push_back({std::string(".WithValue(") + key_name(p.key) + ")"});
+        own = {std::string(".WithValue(") + key_name(p.key) + ")"};
         break;
       case Kind::without_cancel:
-        segs.push_back({".WithoutCancel"});
+        own = {".WithoutCancel"};
+        break;
+      case Kind::merged:
+        stack.push_back({nullptr, {")"}});
+        stack.push_back({p.second.get(), {}});
+        stack.push_back({nullptr, {".WithMerged("}});
         break;
     }
+    if (p.kind != Kind::merged) stack.push_back({nullptr, std::move(own)});
+    if (p.parent != nullptr) stack.push_back({p.parent.get(), {}});
   }
-  return match(text, segs, 0);
+  return match(text, segs);
 }
 
 std::string describe_code(std::error_code c) {
@@ -213,26 +282,34 @@ std::string describe_chain(const Shadow& s) {
     out.append(label);
     out.append(value);
   };
-  for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) {
-    put("    #", std::to_string(p->id));
-    put(" ", kind_name(p->kind));
-    put(" depth=", std::to_string(p->depth));
-    if (p->key >= 0) {
-      put(" ", key_name(p->key));
-      put("=", std::to_string(p->value));
-    }
-    if (p->own_deadline) {
-      const auto us =
-          std::chrono::duration_cast<std::chrono::microseconds>(*p->own_deadline - now).count();
-      put(us >= 0 ? " own_deadline=now+" : " own_deadline=now", std::to_string(us));
-      out.append("us");
-    }
-    if (p->cancel_code != 0) put(" cancel_code=", std::to_string(p->cancel_code));
-    if (p->deadline_code != 0) put(" deadline_code=", std::to_string(p->deadline_code));
-    if (p->cancel_started.load()) out.append(" [cancel started]");
-    if (p->cancel_returned.load()) out.append(" [cancel returned]");
-    out.push_back('\n');
-  }
+  // Every node once per route, in walk_up's order (a merged node's first parent's side first).
+  walk_up(
+      s, [](const Shadow&) { return true; },
+      [&](const Shadow& p) {
+        put("    #", std::to_string(p.id));
+        put(" ", kind_name(p.kind));
+        put(" depth=", std::to_string(p.depth));
+        if (p.kind == Kind::merged) {
+          put(" first=#", std::to_string(p.parent->id));
+          put(" second=#", std::to_string(p.second->id));
+        }
+        if (p.key >= 0) {
+          put(" ", key_name(p.key));
+          put("=", std::to_string(p.value));
+        }
+        if (p.own_deadline) {
+          const auto us =
+              std::chrono::duration_cast<std::chrono::microseconds>(*p.own_deadline - now).count();
+          put(us >= 0 ? " own_deadline=now+" : " own_deadline=now", std::to_string(us));
+          out.append("us");
+        }
+        if (p.cancel_code != 0) put(" cancel_code=", std::to_string(p.cancel_code));
+        if (p.deadline_code != 0) put(" deadline_code=", std::to_string(p.deadline_code));
+        if (p.cancel_started.load()) out.append(" [cancel started]");
+        if (p.cancel_returned.load()) out.append(" [cancel returned]");
+        out.push_back('\n');
+        return false;
+      });
   return out;
 }
 

@@ -5,6 +5,7 @@
 // library's own concurrency.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace stress {
 
@@ -38,9 +40,15 @@ enum class Kind : std::uint8_t {
   deadline_cause,  // with_deadline_cause / with_timeout_cause with a timer of its own
   value,
   without_cancel,
+  merged,  // with_merged: `parent` is its first parent, `second` its second
 };
 
 const char* kind_name(Kind k) noexcept;
+
+// Every walk below visits a node once per route to it, so a node's chain unfolded into a tree
+// (both parents of every merged node) is kept at most this large: it bounds each walk's cost and
+// its explicit stack, and the library's to_string, which prints a shared ancestor once per route.
+inline constexpr int kMaxUnfolded = 128;
 
 inline constexpr int kKeys = 5;  // keys 0..3 hold std::uint64_t, key 4 holds std::string
 const char* key_name(int key) noexcept;
@@ -49,9 +57,11 @@ struct Shadow {
   // Immutable once the node is published.
   std::uint64_t id = 0;
   std::shared_ptr<Shadow> parent;
+  std::shared_ptr<Shadow> second;  // merged: the second parent
   Kind kind = Kind::background;
-  int depth = 0;
-  int key = -1;  // with_value: the key index bound here
+  int depth = 0;     // the longest route to a root
+  int unfolded = 1;  // nodes in the chain unfolded into a tree: at most kMaxUnfolded
+  int key = -1;      // with_value: the key index bound here
   std::uint64_t value = 0;
   std::optional<Clock::time_point> own_deadline;  // the node's own timer
   std::optional<Clock::time_point> deadline;      // what deadline() must report
@@ -69,28 +79,65 @@ struct Shadow {
   bool cuts_cancellation() const noexcept { return kind == Kind::without_cancel; }
   bool cancellable() const noexcept {
     return kind == Kind::cancel || kind == Kind::cancel_cause || kind == Kind::deadline ||
-           kind == Kind::deadline_cause;
+           kind == Kind::deadline_cause || kind == Kind::merged;
   }
 };
 
-// The ancestors-or-self through which cancellation reaches `s`: up to and including the
-// nearest without_cancel (which itself can never be done).
+// Visits `s` and its ancestors depth first, a merged node's first parent's side before its second
+// (the order value() searches), with an explicit stack: no recursion however the chain is shaped.
+// `f(p)` returning true ends the walk (which then returns true); `up(p)` false skips p's parents.
+// Each push follows one edge of the unfolded chain, so the stack never holds more than
+// kMaxUnfolded nodes.
+template <class Up, class F>
+bool walk_up(const Shadow& s, Up&& up, F&& f) {
+  std::array<const Shadow*, kMaxUnfolded> stack;
+  std::size_t n = 0;
+  stack[n++] = &s;
+  while (n != 0) {
+    const Shadow* p = stack[--n];
+    if (f(*p)) return true;
+    if (!up(*p)) continue;
+    if (p->second != nullptr && n < stack.size()) stack[n++] = p->second.get();
+    if (p->parent != nullptr && n < stack.size()) stack[n++] = p->parent.get();
+  }
+  return false;
+}
+
+// The ancestors-or-self through which cancellation reaches `s`: along both parents of a merged
+// node, on each route up to and including the nearest without_cancel (which itself can never be
+// done).
 template <class F>
 bool any_on_cancel_path(const Shadow& s, F&& f) {
+  return walk_up(
+      s, [](const Shadow& p) { return !p.cuts_cancellation(); }, std::forward<F>(f));
+}
+
+// The ancestors-or-self through first parents only (a single chain), up to and including the
+// nearest without_cancel. A merged node is a tree descendant of its first parent but reaches its
+// second only through a registration, so this is the path on which every cancel that returned,
+// also one that lost a race, obliges the node to be done (invariant 1, strict rule).
+template <class F>
+bool any_on_first_path(const Shadow& s, F&& f) {
   for (const Shadow* p = &s; p != nullptr; p = p->parent.get()) {
     if (f(*p)) return true;
-    if (p->cuts_cancellation()) return false;
+    if (p->cuts_cancellation()) break;
   }
   return false;
 }
 
 bool never_done(const Shadow& s) noexcept;
+// A cancel on any route of the cancellation path returned: binding only where every cancel that
+// could have won the race to a second parent has returned (invariant 1, quiescent rule).
 bool cancel_returned_on_path(const Shadow& s) noexcept;
+// A cancel on the first-parent path returned: binding at once (invariant 1, strict rule).
+bool cancel_returned_on_first_path(const Shadow& s) noexcept;
+// `a` is `s` or on its first-parent path.
+bool on_first_path(const Shadow& s, const Shadow& a) noexcept;
 // Something on the cancellation path was cancelled or its deadline passed by `now`.
 bool justified(const Shadow& s, Clock::time_point now) noexcept;
 // A deadline on the cancellation path passed by `now`.
 bool deadline_passed(const Shadow& s, Clock::time_point now) noexcept;
-// The value `key` must resolve to (nullopt: unbound).
+// The value `key` must resolve to (nullopt: unbound): the first binding in walk_up's order.
 std::optional<std::uint64_t> expected_value(const Shadow& s, int key) noexcept;
 
 // Cause codes in the "stress" category identify the node (and whether its cancel function or

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include <ctxtree/ctxtree.hpp>
 
@@ -17,6 +18,52 @@
 
 namespace stress {
 
+// A cancel made inside a callback may return before every node below it is done: the library
+// completes merged contexts nested more than 16 deep through second parents one after another,
+// and the outermost cancellation on the thread returns after all of them. So such a cancel's
+// "returned" is recorded only when the harness's outermost cancel on this thread returns; on a
+// thread the harness does not drive (the timer's), or under a callback that a registration ran
+// (not a cancel), it is never recorded. Thread-local: no ordering concerns.
+struct NestedCancels {
+  int callback_depth = 0;     // run_callback frames on this thread
+  bool outer_cancel = false;  // a harness cancel, not inside a callback, is under way
+  std::vector<std::shared_ptr<Shadow>> returned;  // their cancel returned inside a callback
+};
+inline thread_local NestedCancels t_nested;
+
+// Brackets a harness call that may cancel `shadow`'s node (see NestedCancels).
+class CancelScope {
+ public:
+  explicit CancelScope(const std::shared_ptr<Shadow>& shadow) noexcept
+      : shadow_(shadow),
+        nested_(t_nested.callback_depth > 0),
+        outermost_(!nested_ && !t_nested.outer_cancel) {
+    shadow_->cancel_started.store(true, std::memory_order_relaxed);
+    if (outermost_) t_nested.outer_cancel = true;
+  }
+  CancelScope(const CancelScope&) = delete;
+  CancelScope& operator=(const CancelScope&) = delete;
+  ~CancelScope() {
+    if (nested_) {
+      fault::Pause pause;
+      t_nested.returned.push_back(shadow_);
+    } else {
+      shadow_->cancel_returned.store(true, std::memory_order_release);
+    }
+    if (outermost_) {
+      t_nested.outer_cancel = false;
+      for (const auto& s : t_nested.returned)
+        s->cancel_returned.store(true, std::memory_order_release);
+      t_nested.returned.clear();
+    }
+  }
+
+ private:
+  const std::shared_ptr<Shadow>& shadow_;
+  const bool nested_;
+  const bool outermost_;
+};
+
 template <class Tree>
 struct Node {
   std::shared_ptr<Shadow> shadow;
@@ -24,7 +71,8 @@ struct Node {
   std::optional<ctxtree::CancelFunc> cancel;
   std::optional<ctxtree::CancelCauseFunc> cancel_cause;
   std::weak_ptr<Node> parent;
-  bool pinned = false;  // a root of the run: only the final teardown cancels it
+  std::weak_ptr<Node> second;  // merged: the second parent
+  bool pinned = false;         // a root of the run: only the final teardown cancels it
 
   Node() = default;
   Node(const Node&) = delete;
@@ -34,12 +82,12 @@ struct Node {
 
   // Cancels through this record's function. The shadow flags bracket the call: "started"
   // justifies done-ness seen by anyone after the library published it, "returned" obliges every
-  // descendant to be done (invariant 1). `started` is relaxed on purpose: the library's own
-  // release/acquire must carry it, so the harness adds no synchronisation that could hide a
-  // missing one from ThreadSanitizer.
+  // descendant to be done (invariant 1; inside a callback, see NestedCancels). `started` is
+  // relaxed on purpose: the library's own release/acquire must carry it, so the harness adds no
+  // synchronisation that could hide a missing one from ThreadSanitizer.
   void fire(bool with_cause, double fault_rate) const noexcept {
     if (!can_cancel()) return;
-    shadow->cancel_started.store(true, std::memory_order_relaxed);
+    CancelScope scope(shadow);
     trace(with_cause ? Op::cancel_cause : Op::cancel, shadow->id);
     {
       // Cancellation must not allocate (or must survive failure): arm it like any other call.
@@ -51,16 +99,14 @@ struct Node {
                                    : std::error_code());
       }
     }
-    shadow->cancel_returned.store(true, std::memory_order_release);
   }
 
   // Dropping the last record drops the cancel function, whose destructor cancels (RAII).
   ~Node() {
     if (!can_cancel()) return;
-    shadow->cancel_started.store(true, std::memory_order_relaxed);
+    CancelScope scope(shadow);
     cancel.reset();
     cancel_cause.reset();
-    shadow->cancel_returned.store(true, std::memory_order_release);
   }
 };
 

@@ -43,7 +43,8 @@ struct Options {
 };
 
 struct Totals {
-  std::uint64_t ops = 0, derives = 0, cancels = 0, bad_allocs = 0, callbacks = 0, waits = 0;
+  std::uint64_t ops = 0, derives = 0, merges = 0, cancels = 0, bad_allocs = 0, callbacks = 0,
+                waits = 0;
   std::uint64_t storms = 0, storm_nodes = 0;
   std::int64_t max_lateness_ns = 0;
   std::uint64_t lateness_samples = 0;
@@ -68,6 +69,7 @@ inline constexpr std::size_t kDetached = 32;
 inline constexpr std::size_t kPrivateChildren = 48;
 inline constexpr auto kWatchdog = 10s;
 inline constexpr auto kCallbackGrace = 5s;  // for callbacks another thread may still be running
+inline constexpr auto kDeadlineGrace = 8s;  // a node is done at most this long after its deadline
 
 template <class Tree>
 class Runner {
@@ -99,7 +101,8 @@ class Runner {
     deadline_cause,
     deadline_far,
     value,
-    without_cancel
+    without_cancel,
+    merged  // with_merged(parent, second)
   };
 
   // Unique node ids and cause codes: (per-source sequence, source index).
@@ -112,7 +115,8 @@ class Runner {
   };
 
   struct Counters {
-    std::uint64_t ops = 0, derives = 0, cancels = 0, bad_allocs = 0, waits = 0, storm_nodes = 0;
+    std::uint64_t ops = 0, derives = 0, merges = 0, cancels = 0, bad_allocs = 0, waits = 0,
+                  storm_nodes = 0;
     std::int64_t max_lateness_ns = 0;
     std::uint64_t lateness_samples = 0;
   };
@@ -140,6 +144,7 @@ class Runner {
   struct PrivateChild {
     ctxtree::Context<Tree> ctx;
     ctxtree::CancelFunc cancel;
+    std::size_t counted = 1;  // its entries in the parent's child set (2: merged with it twice)
   };
 
   struct Worker {
@@ -206,7 +211,25 @@ class Runner {
   }
   NodePtr pick_parent(Rng& rng) {
     NodePtr n = rng.chance(1, 8) ? roots_[rng.below(roots_.size())] : pick_any(rng);
-    return n->shadow->depth < kMaxDepth ? n : roots_[rng.below(roots_.size())];
+    return n->shadow->depth < kMaxDepth && n->shadow->unfolded < kMaxUnfolded
+               ? n
+               : roots_[rng.below(roots_.size())];
+  }
+  // A second parent for a merge with `first` (any live node: merged, value and without_cancel
+  // layers included) whose chain keeps the merged node within kMaxUnfolded; null if none found.
+  // With `timerless`, only nodes with no deadline within a minute on their cancellation path
+  // (a storm's checks are exact only if no timer can complete its nodes).
+  NodePtr pick_second(Rng& rng, const NodePtr& first, bool timerless) {
+    const auto soon = Clock::now() + std::chrono::minutes(1);
+    for (int tries = 0; tries < 8; ++tries) {
+      NodePtr n = tries < 6 ? pick_any(rng) : roots_[rng.below(roots_.size())];
+      const Shadow& s = *n->shadow;
+      if (s.depth < kMaxDepth && first->shadow->unfolded + s.unfolded < kMaxUnfolded &&
+          (!timerless || !s.deadline || *s.deadline > soon)) {
+        return n;
+      }
+    }
+    return nullptr;
   }
   NodePtr pick_cancellable(Rng& rng) {
     for (int tries = 0; tries < 4; ++tries) {
@@ -231,13 +254,16 @@ class Runner {
     }
   }
 
-  NodePtr derive(Ids& ids, Rng& rng, Counters& c, const NodePtr& parent, Make how);
+  NodePtr derive(Ids& ids, Rng& rng, Counters& c, const NodePtr& parent, Make how,
+                 const NodePtr& second = nullptr);
+  void check_inherited(const NodeT& n, const NodeT& from, const NodeT* or_from);
   void resolve_deadline(NodeT& n, const Shadow& ps, Clock::time_point lo, Clock::time_point hi);
 
   // ---- checking ----------------------------------------------------------------------------
   void observe(const NodeT& n, bool full, Rng& rng);
   void check_value(const NodeT& n, int key);
   void check_descendants_done(const NodeT& x, Worker& w, bool all_pools);
+  void check_done_when_quiescent(const NodeT& n);
   bool wait_runs(const CbRec& rec, int want);
   void verify_resolved(CbRec& rec);
   void verify_registered(std::vector<std::shared_ptr<CbRec>>& recs, bool final_check);

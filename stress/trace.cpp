@@ -6,6 +6,8 @@ const char* op_name(Op op) noexcept {
   switch (op) {
     case Op::derive:
       return "derive";
+    case Op::merge:
+      return "merge";
     case Op::derive_failed:
       return "derive(bad_alloc)";
     case Op::cancel:

@@ -12,6 +12,7 @@ namespace stress {
 
 enum class Op : std::uint8_t {
   derive,
+  merge,  // a with_merged derive: node, second parent (the derive entry names the first)
   derive_failed,
   cancel,
   cancel_cause,
