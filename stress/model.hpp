@@ -20,7 +20,7 @@ namespace stress {
 
 using Clock = std::chrono::steady_clock;
 
-// The invariants of issue #4, by number, plus the rest of the contract the run exercises.
+// The invariants of stress/README.md, by number, plus the rest of the contract the run exercises.
 inline constexpr const char* kInvCancel = "1 cancel completeness";
 inline constexpr const char* kInvSpurious = "2 no spurious done";
 inline constexpr const char* kInvOnce = "3 err/cause set once and from the path";
