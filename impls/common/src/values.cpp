@@ -400,8 +400,9 @@ class PendingChains {
 
 }  // namespace
 
-// Iterative: chains may be deep, and merges nest.
-const ValueLayer* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcept {
+// The search from a merge layer on: the first parent's chain, then the second's, through any
+// number of nested merges, iteratively. Out of line, so lookups that meet no merge pay nothing.
+const ValueLayer* lookup_through_merges(const ValueLayer* v, const KeyBase* key) noexcept {
   PendingChains pending;
   for (;;) {
     // Acquire: a layer converted into a run's tip publishes the run with a release CAS.
@@ -421,6 +422,25 @@ const ValueLayer* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcep
       if (pending.empty()) return nullptr;
       v = pending.pop();
     }
+    if (v->key == key) return v;
+  }
+}
+
+// Iterative: chains may be deep.
+const ValueLayer* lookup_beyond(const ValueLayer* v, const KeyBase* key) noexcept {
+  for (;;) {
+    if (v->key == &kMergeKey) [[unlikely]]
+      return lookup_through_merges(v, key);
+    // Acquire: a layer converted into a run's tip publishes the run with a release CAS.
+    const std::uintptr_t link = v->link.load(std::memory_order_acquire);
+    if ((link & values::kPlainBit) != 0) {
+      v = values::plain_outer(link);
+    } else {
+      const ValueRun* r = values::member_run(link);
+      if (const ValueLayer* hit = r->find(key, values::member_pos(link))) return hit;
+      v = r->base;
+    }
+    if (v == nullptr) return nullptr;
     if (v->key == key) return v;
   }
 }
