@@ -58,19 +58,9 @@ void mark_released(Callback* cb) noexcept {
 }
 
 void wait_released(Callback* cb) noexcept {
-  std::uint32_t s = cb->state.load(std::memory_order_acquire);
-  while (!(s & Callback::kReleased)) {
-#if !CTXTREE_MUTANT(CALLBACK_SLEEP_UNANNOUNCED)  // planted bug: sleeps without kWaiters
-    if (!(s & Callback::kWaiters)) {
-      if (!cb->state.compare_exchange_weak(s, s | Callback::kWaiters, std::memory_order_acq_rel,
-                                           std::memory_order_acquire))
-        continue;
-      s |= Callback::kWaiters;
-    }
-#endif
-    futex_wait(cb->state, s, std::nullopt);
-    s = cb->state.load(std::memory_order_acquire);
-  }
+  sleep_while(
+      cb->state, Callback::kWaiters, [](std::uint32_t s) { return (s & Callback::kReleased) == 0; },
+      std::nullopt);
 }
 
 }  // namespace ctxtree::detail

@@ -1,19 +1,14 @@
 #include "ctxtree/lock_free_tree.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <bit>
 #include <cassert>
 #include <chrono>
-#include <climits>
-#include <ctime>
 #include <memory>
 #include <new>
 
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/deadline.hpp"
+#include "ctxtree/detail/futex.hpp"
 #include "lock_free_parts.hpp"
 
 namespace ctxtree {
@@ -161,35 +156,6 @@ void free_node(CancelNode* c) noexcept {
     delete e;
   }
   delete_node(c);
-}
-
-// ---- sleeping on the low half of `state` (error, flags, category: it changes on completion).
-// detail::futex_* take a 32-bit atomic; this word is 64 bits wide, so the two calls are made here
-// on its address. A sleeper re-reads `state` with an acquire load after every wake-up, so no
-// synchronisation relies on the system call. (Models never reach them: no node there has kWaiters.)
-
-const std::uint32_t* futex_address(const CancelNode* c) noexcept {
-  static_assert(std::endian::native == std::endian::little);
-  return reinterpret_cast<const std::uint32_t*>(&c->state);
-}
-
-void futex_wait_low(const CancelNode* c, std::uint32_t expected,
-                    std::optional<Clock::time_point> until) noexcept {
-  timespec ts{};
-  if (until) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(until->time_since_epoch());
-    if (ns.count() <= 0) return;
-    ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
-    ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
-  }
-  // FUTEX_WAIT_BITSET: an absolute CLOCK_MONOTONIC timeout (steady_clock's epoch on Linux).
-  syscall(SYS_futex, futex_address(c), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected,
-          until ? &ts : nullptr, nullptr, FUTEX_BITSET_MATCH_ANY);
-}
-
-void futex_wake_low(const CancelNode* c) noexcept {
-  syscall(SYS_futex, futex_address(c), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT_MAX, nullptr, nullptr,
-          0);
 }
 
 // ---- slot words
@@ -417,16 +383,37 @@ Callback* take_callback(detail::Atomic<std::uintptr_t>& slot) noexcept {
   return reinterpret_cast<Callback*>(v & ~kCallbackTag);
 }
 
-// Calls f(slot) for every published slot of c's set whose word may hold a callback.
-template <class F>
-void for_each_callback_slot(Extras* e, F f) noexcept {
-  for (Word* w = &e->first; w != nullptr; w = w->next.load(std::memory_order_acquire)) {
-    const std::uint64_t b = w->bits.load(std::memory_order_acquire);  // acquire: entries
-    if (!(b & kCallbackHint)) continue;
-    for (std::uint64_t pub = (b >> kPublishedShift) & kReservedAll; pub != 0; pub &= pub - 1)
-      f(w->slots[std::countr_zero(pub)]);
+// The published slots of a set whose word may hold a callback, one at a time: a word's bits and
+// its successor are read when the cursor reaches them, after the callbacks of the slots before
+// have run (a callback may have removed a sibling meanwhile: taking that slot then fails).
+class CallbackSlots {
+ public:
+  CallbackSlots() noexcept = default;
+  explicit CallbackSlots(Extras* e) noexcept : word_(&e->first) { read_word(); }
+
+  detail::Atomic<std::uintptr_t>* next() noexcept {
+    while (word_ != nullptr) {
+      if (published_ != 0) {
+        const int i = std::countr_zero(published_);
+        published_ &= published_ - 1;
+        return &word_->slots[i];
+      }
+      word_ = word_->next.load(std::memory_order_acquire);  // acquire: the grown word's init
+      read_word();
+    }
+    return nullptr;
   }
-}
+
+ private:
+  void read_word() noexcept {
+    if (word_ == nullptr) return;
+    const std::uint64_t b = word_->bits.load(std::memory_order_acquire);  // acquire: entries
+    published_ = (b & kCallbackHint) ? (b >> kPublishedShift) & kReservedAll : 0;
+  }
+
+  Word* word_ = nullptr;
+  std::uint64_t published_ = 0;
+};
 
 // Closes every word of c's set (c was just completed by this thread; closing the first word first
 // also refuses appends) and, if a callback may be registered there, queues c on `run` with a
@@ -445,18 +432,18 @@ void close_set(CancelNode* c, RunList& run) noexcept {
     run.head = c;
     return;
   }
-  for_each_callback_slot(e, [&run](detail::Atomic<std::uintptr_t>& slot) {
-    if (Callback* cb = take_callback(slot)) {
+  CallbackSlots slots(e);
+  while (detail::Atomic<std::uintptr_t>* slot = slots.next())
+    if (Callback* cb = take_callback(*slot)) {
       cb->next = run.claimed;
       run.claimed = cb;
     }
-  });
 }
 
 // What the winner of c's completion does besides the CAS: wake sleepers, close the set and queue
 // its callbacks, release the timer. Rare on wide walks (leaves without waiters), so out of line.
 [[gnu::noinline]] void after_win(CancelNode* c, std::uint64_t s, RunList& run) noexcept {
-  if (s & LockFreeTree::kWaiters) futex_wake_low(c);
+  if (s & LockFreeTree::kWaiters) detail::futex_wake_all(c->state);
   if (s & LockFreeTree::kHasExtras) close_set(c, run);
   if (s & LockFreeTree::kTimer) detail::stop_deadline<LockFreeTree>(c);
 }
@@ -602,35 +589,34 @@ void walk(CancelNode* root, RunList& run) noexcept {
 
 // ---- after the walk
 
+// Runs the callbacks claimed during the walk, then those of the queued nodes, each claimed only
+// when the previous one has returned; a node's queue reference is dropped after its last one.
 void run_callbacks(RunList& run) noexcept {
-  while (Callback* cb = run.claimed) {
-    run.claimed = cb->next;  // read first: running may end the callback's life
-    detail::run_callback(cb);
-  }
-  while (CancelNode* x = run.head) {
-    Extras* e = x->extras.load(std::memory_order_relaxed);  // we queued x: seen already
-    run.head = e->run_next;
-#if !CTXTREE_MUTANT(LOCKFREE_TAKE_ALL_FIRST)  // planted bug: takes every callback, then runs them
-    for_each_callback_slot(e, [](detail::Atomic<std::uintptr_t>& slot) {
-      if (Callback* cb = take_callback(slot)) detail::run_callback(cb);
-    });
-#else
-    Callback* taken = nullptr;
-    Callback** tail = &taken;
-    for_each_callback_slot(e, [&tail](detail::Atomic<std::uintptr_t>& slot) {
-      if (Callback* cb = take_callback(slot)) {
-        cb->next = nullptr;
-        *tail = cb;
-        tail = &cb->next;
+  CancelNode* node = nullptr;
+  CallbackSlots slots;
+  detail::run_claimed_after(run.claimed, [&]() -> Callback* {
+    for (;;) {
+      while (detail::Atomic<std::uintptr_t>* slot = slots.next())
+        if (Callback* cb = take_callback(*slot)) return cb;
+      if (node != nullptr) detail::release<LockFreeTree>(node);
+      node = run.head;
+      if (node == nullptr) return nullptr;
+      Extras* e = node->extras.load(std::memory_order_relaxed);  // we queued node: seen already
+      run.head = e->run_next;
+      slots = CallbackSlots(e);
+#if CTXTREE_MUTANT(LOCKFREE_TAKE_ALL_FIRST)  // planted bug: takes every callback, then runs them
+      while (detail::Atomic<std::uintptr_t>* slot = slots.next())
+        if (Callback* cb = take_callback(*slot)) {
+          cb->next = run.claimed;
+          run.claimed = cb;
+        }
+      if (Callback* cb = run.claimed) {
+        run.claimed = cb->next;
+        return cb;
       }
-    });
-    while (Callback* cb = taken) {
-      taken = cb->next;
-      detail::run_callback(cb);
-    }
 #endif
-    detail::release<LockFreeTree>(x);
-  }
+    }
+  });
 }
 
 // c's own cancel completed it: take it out of its parent's set if that is still open. In a closed
@@ -757,21 +743,10 @@ std::error_code LockFreeTree::cause(const CancelNode* c) noexcept {
 }
 
 bool LockFreeTree::wait_until(const CancelNode* c, std::optional<Clock::time_point> t) noexcept {
-  std::uint64_t s = c->state.load(std::memory_order_acquire);  // acquire: as is_done
-  while (!(s & kErrMask)) {
-    if (t && Clock::now() >= *t) return false;
-    if (!(s & kWaiters)) {
-      // Announce a sleeper before sleeping, so the completer wakes us (acq_rel: ordered with
-      // its CAS on the same word).
-      if (!c->state.compare_exchange_weak(s, s | kWaiters, std::memory_order_acq_rel,
-                                          std::memory_order_acquire))
-        continue;
-      s |= kWaiters;
-    }
-    futex_wait_low(c, static_cast<std::uint32_t>(s), t);
-    s = c->state.load(std::memory_order_acquire);
-  }
-  return true;
+  // The error bits are in the low half of `state`, which the futex waits on.
+  static_assert(kErrMask <= 0xffffffff && kWaiters <= 0xffffffff);
+  return detail::sleep_while(
+      c->state, kWaiters, [](std::uint64_t s) { return !(s & kErrMask); }, t);
 }
 
 bool LockFreeTree::add_listener(CancelNode* c, Callback* cb) {

@@ -49,37 +49,46 @@ class FutexTable {
 
 namespace ctxtree_model {
 
-// futex_wait; `spurious` lets the wait return without a wake, as the kernel's may.
-inline void futex_wait(const ctxtree::detail::Atomic<std::uint32_t>& word, std::uint32_t expected,
-                       bool spurious, const Loc& loc) noexcept {
+// futex_wait; `spurious` lets the wait return without a wake, as the kernel's may. A 64-bit word
+// is compared on its low half, as production waits on it.
+template <class Word>
+void futex_wait(const ctxtree::detail::Atomic<Word>& word, std::uint32_t expected, bool spurious,
+                const Loc& loc) noexcept {
   const rl::debug_info where = info(loc);
   rl::context& c = rl::ctx();
   rl::atomic<int>& q = FutexTable::current()->queue(&word, where);
   rl::atomic_thread_fence(rl::mo_seq_cst, where);
   {
     rl::preemption_disabler no_switch(c);
-    if (word.sim().load(rl::mo_relaxed, where) != expected) return;
+    if (static_cast<std::uint32_t>(word.sim().load(rl::mo_relaxed, where)) != expected) return;
   }
   q.wait(c, false, spurious, where);
+}
+
+template <class Word>
+void futex_wake_all(const ctxtree::detail::Atomic<Word>& word, const Loc& loc) noexcept {
+  const rl::debug_info where = info(loc);
+  rl::context& c = rl::ctx();
+  rl::atomic<int>& q = FutexTable::current()->queue(&word, where);
+  rl::atomic_thread_fence(rl::mo_seq_cst, where);
+  q.wake(c, 1000, where);
 }
 
 }  // namespace ctxtree_model
 
 namespace ctxtree::detail {
 
-inline void futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
-                       std::optional<std::chrono::steady_clock::time_point>,
-                       const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+template <class Word>
+void futex_wait(const Atomic<Word>& word, std::uint32_t expected,
+                std::optional<std::chrono::steady_clock::time_point>,
+                const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
   ctxtree_model::futex_wait(word, expected, true, loc);
 }
 
-inline void futex_wake_all(const Atomic<std::uint32_t>& word,
-                           const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
-  const rl::debug_info where = ctxtree_model::info(loc);
-  rl::context& c = rl::ctx();
-  rl::atomic<int>& q = ctxtree_model::FutexTable::current()->queue(&word, where);
-  rl::atomic_thread_fence(rl::mo_seq_cst, where);
-  q.wake(c, 1000, where);
+template <class Word>
+void futex_wake_all(const Atomic<Word>& word,
+                    const ctxtree_model::Loc& loc = ctxtree_model::Loc::current()) noexcept {
+  ctxtree_model::futex_wake_all(word, loc);
 }
 
 }  // namespace ctxtree::detail

@@ -70,20 +70,7 @@ class DoneWord {
  private:
   template <class Pred>
   bool wait_while(Pred blocked, std::optional<Clock::time_point> until) const noexcept {
-    std::uint32_t w = word_.load(std::memory_order_acquire);
-    while (blocked(w)) {
-      if (until && Clock::now() >= *until) return false;
-      if (!(w & kWaiters)) {
-        // Announce a sleeper before sleeping, so a publisher that misses it cannot exist.
-        if (!word_.compare_exchange_weak(w, w | kWaiters, std::memory_order_acq_rel,
-                                         std::memory_order_acquire))
-          continue;
-        w |= kWaiters;
-      }
-      futex_wait(word_, w, until);
-      w = word_.load(std::memory_order_acquire);
-    }
-    return true;
+    return sleep_while(word_, kWaiters, blocked, until);
   }
 
   mutable Atomic<std::uint32_t> word_{0};
