@@ -1,5 +1,5 @@
-// Model of LockFreeTree's child set (impls/lockfree/src/lock_free_tree.cpp, compiled here as it
-// is, with relacy's atomics): registration, the close, removal, helping walks, and the gate's
+// Model of LockFreeTree's child set (impls/lockfree/src/*.cpp, compiled here as they are, with
+// relacy's atomics): registration, the close, removal, helping walks, and the gate's
 // deferred frees. Nodes are made, cancelled and released through LockFreeTree's own entry points
 // (make_cancel, cancel, destroy through detail::release), as the front-end calls them.
 //
@@ -51,7 +51,11 @@
 #include <string_view>
 
 #include "../../impls/common/src/callback.cpp"
+#include "../../impls/lockfree/src/child_set.cpp"
+#include "../../impls/lockfree/src/completion.cpp"
 #include "../../impls/lockfree/src/lock_free_tree.cpp"
+#include "../../impls/lockfree/src/node_memory.cpp"
+#include "../../impls/lockfree/src/unlink.cpp"
 #include "ctxtree_model/harness.hpp"
 
 // The model makes no deadline nodes, so the timer service (threads, a mutex, a clock; not built

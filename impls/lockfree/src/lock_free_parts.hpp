@@ -1,5 +1,6 @@
-// lock_free_parts.hpp — LockFreeTree's private pieces: the slot words, the Extras block, the
-// packed cause. See ctxtree/lock_free_tree.hpp for the design.
+// lock_free_parts.hpp — LockFreeTree's private pieces, shared by its source files: the slot
+// words, the Extras block, the packed cause, and what one file calls in another. See
+// ctxtree/lock_free_tree.hpp for the design.
 #pragma once
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <system_error>
 
 #include "ctxtree/detail/atomic.hpp"
+#include "ctxtree/detail/callback.hpp"
 #include "ctxtree/detail/cause_table.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/pointer_packing.hpp"
@@ -128,5 +130,89 @@ struct LockFreeTree::Extras {
     return last.fetch_add(1, std::memory_order_relaxed) + 1;
   }
 };
+
+namespace lockfree {
+
+// ---- the shared pieces of the tree's source files
+
+using detail::Callback;
+using detail::HookPoint;
+using detail::Kind;
+using CancelNode = LockFreeTree::CancelNode;
+using Extras = LockFreeTree::Extras;
+using Word = LockFreeTree::Word;
+
+// A word after the inline first one: full size, pending until the grower has checked that the
+// set is still open.
+struct BigWord final : Word {
+  BigWord() noexcept : Word(storage, kPending) {}
+  detail::Atomic<std::uintptr_t> storage[kSlotsPerWord];
+};
+
+// What this thread must run once its walk is over: nodes whose callbacks it claims then, linked
+// through Extras::run_next, each with a reference taken by the walk; and callbacks it had to claim
+// during the walk (of a node already dying), linked through Callback::next.
+struct RunList {
+  CancelNode* head = nullptr;
+  Callback* claimed = nullptr;
+};
+
+inline bool is_child(std::uintptr_t entry) noexcept { return entry != 0 && (entry & 7) == 0; }
+
+inline CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anchor; }
+
+// ---- node memory (node_memory.cpp)
+
+// A block for a CancelNode (not a timer node): from this thread's cache of freed ones, or new.
+void* allocate_cancel_node();
+// Frees a node that was never published (make_cancel failed after allocating it).
+void delete_node(CancelNode* c) noexcept;
+// Frees a node that no thread can reach any more, with its Extras and words.
+void free_node(CancelNode* c) noexcept;
+
+// ---- slot words (child_set.cpp has the rest: reserve, publish, growing)
+
+// Closes w (walkers and completers), returning its bits.
+inline std::uint64_t close_word(Word* w) noexcept {
+  // seq_cst: a walker's first read of a word after entering the gate (see unlink_dead).
+  std::uint64_t b = w->bits.load(std::memory_order_seq_cst);
+  if (!(b & kClosed)) {
+    b = w->bits.fetch_or(kClosed, std::memory_order_seq_cst) | kClosed;
+    CTXTREE_HOOK(cancel_step);
+  }
+  return b;
+}
+
+// Clears slot `bit` of w (both its bits); with `only_open`, not in a closed word. Returns the
+// bits before the call (kClosed set there means nothing was cleared when `only_open`).
+inline std::uint64_t clear_slot(Word* w, unsigned bit, bool only_open) noexcept {
+  const std::uint64_t mask = reserved_bit(bit) | published_bit(bit);
+  // Acquire (also on failure): a caller told kClosed sees the completion the close followed.
+  std::uint64_t b = w->bits.load(std::memory_order_acquire);
+  do {
+    if (only_open && (b & kClosed)) return b;
+    // seq_cst: in a closed word this is a dying child's clear, ordered against walkers' reads.
+  } while (!w->bits.compare_exchange_weak(b, b & ~mask, std::memory_order_seq_cst,
+                                          std::memory_order_acquire));
+  return b;
+}
+
+// Bookkeeping after a slot of an open word was freed (`before`: its bits before).
+inline void note_free_slot(Extras* e, Word* w, std::uint64_t before) noexcept {
+  if ((before & kReservedAll) != kReservedAll) return;
+  // Relaxed: a count and a hint that guide the search for a free slot; they decide nothing.
+  e->nonfull.fetch_add(1, std::memory_order_relaxed);
+  e->cursor.store(w, std::memory_order_release);  // release: readers dereference the word
+}
+
+// ---- removal from the parent's set (unlink.cpp)
+
+// c's own cancel completed it: take it out of its parent's set if that is still open.
+void unlink_cancelled(CancelNode* c) noexcept;
+// c is dying while published in its parent's set: true if it may be freed now, false if the
+// gate's last walker frees it.
+bool unlink_dead(CancelNode* c) noexcept;
+
+}  // namespace lockfree
 
 }  // namespace ctxtree

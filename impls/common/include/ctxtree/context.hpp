@@ -31,7 +31,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -47,6 +46,7 @@
 #include "ctxtree/detail/callback.hpp"
 #include "ctxtree/detail/deadline.hpp"
 #include "ctxtree/detail/node.hpp"
+#include "ctxtree/detail/value_node.hpp"
 #include "ctxtree/errc.hpp"
 #include "ctxtree/key.hpp"
 
@@ -232,8 +232,7 @@ class Context {
   const T* value(const Key<T>& k) const noexcept {
     const detail::ValueLayer* l = detail::lookup_layer(n_->values, &k);
     if (l == nullptr) return nullptr;
-    return std::launder(
-        reinterpret_cast<const T*>(reinterpret_cast<const char*>(l) + detail::value_offset<T>()));
+    return detail::bound_value<T>(l);
   }
   std::stop_token stop_token() const {
     auto* a = n_->anchor;
@@ -397,37 +396,6 @@ Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& t) {
   const auto room = std::chrono::duration<double>(Clock::time_point::max() - now);
   if (std::chrono::duration<double>(t) >= room) return Clock::time_point::max();
   return now + std::chrono::ceil<Clock::duration>(t);
-}
-
-// A value node: ValueNodeBase, its disposer, then the T, in one allocation that the disposer
-// frees (key.hpp); the node stores no offset: the disposer knows T.
-template <class Tree, class T, class U>
-ValueNodeBase<Tree>* make_value_node(Node<Tree>* p, const Key<T>& k, U&& v) {
-  static_assert(sizeof(ValueNodeBase<Tree>) == sizeof(Node<Tree>) + sizeof(ValueLayer),
-                "the layer ends the untyped part");
-  static_assert(sizeof(Node<Tree>) == kLayerAt, "value_offset counts the header");
-  static_assert(alignof(ValueNodeBase<Tree>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-  constexpr std::size_t value_at = sizeof(ValueNodeBase<Tree>) - sizeof(ValueLayer) +
-                                   value_offset<T>();  // from the node: after the layer
-  constexpr std::size_t bytes = value_at + sizeof(T);
-  void* mem = kOverAligned<T> ? ::operator new (bytes, std::align_val_t{alignof(T)})
-                              : ::operator new(bytes);
-  auto* n = new (mem) ValueNodeBase<Tree>(p, &k);
-  const DisposeValue dispose = &dispose_value<T>;
-  std::memcpy(static_cast<char*>(mem) + kLayerAt + kLayerBytes, &dispose, sizeof dispose);
-  try {
-    new (static_cast<char*>(mem) + value_at) T(std::forward<U>(v));
-  } catch (...) {
-    n->~ValueNodeBase();
-    if constexpr (kOverAligned<T>) {
-      ::operator delete (mem, std::align_val_t{alignof(T)});
-    } else {
-      ::operator delete(mem);
-    }
-    throw;
-  }
-  link_layer(n->layer, p->values);
-  return n;
 }
 
 // The std::stop_token of a tree that is not built on std::stop_source: a bridge registered as a

@@ -72,7 +72,7 @@ struct CancelBase : Node<Tree> {
 };
 
 // The untyped part of a value node; its disposer and the bound T follow `layer` in the same
-// allocation, the T at value_offset<T>() from it (key.hpp; context.hpp: make_value_node).
+// allocation, the T at value_offset<T>() from it (values.hpp; value_node.hpp: make_value_node).
 template <class Tree>
 struct ValueNodeBase : Node<Tree> {
   ValueNodeBase(Node<Tree>* p, const KeyBase* key) noexcept

@@ -1,0 +1,68 @@
+// LockFreeTree's removal of a child from its parent's set: at once in an open word, through the
+// gate's deferred list in a closed one that walkers may still read.
+#include "lock_free_parts.hpp"
+
+namespace ctxtree::lockfree {
+
+namespace {
+
+// +1 live node for a node whose free is deferred (the front-end counts it freed when destroy
+// returns); the link bit tells the final free to count it then. A thread that never made a node
+// has no counter shard, and making one would take the registry's mutex: its deferred nodes are
+// counted freed a little early instead.
+std::uintptr_t count_deferred() noexcept {
+  detail::CounterShard* shard = detail::tls_counter_shard;
+  if (shard == nullptr) return 0;
+  detail::count_live(*shard, LockFreeTree::index, 1);
+  return 1;
+}
+
+}  // namespace
+
+// c's own cancel completed it: take it out of its parent's set if that is still open. In a closed
+// set the parent's walk owns the slot; c's death clears it (unlink_dead).
+void unlink_cancelled(CancelNode* c) noexcept {
+  Word* w = unpack<Word>(c->slot);
+  const std::uint64_t b = clear_slot(w, slot_index(c->slot), /*only_open=*/true);
+  if (b & kClosed) return;
+  CTXTREE_HOOK(remove_child);
+  c->slot = 0;
+  note_free_slot(cancel_parent(c)->extras.load(std::memory_order_acquire), w, b);
+}
+
+// c is dying while published in its parent's set. Clears its slot; true if c may be freed now,
+// false if it went on the gate's deferred list because walkers may still hold it.
+bool unlink_dead(CancelNode* c) noexcept {
+  Word* w = unpack<Word>(c->slot);
+  Extras* e = cancel_parent(c)->extras.load(std::memory_order_acquire);
+  const std::uint64_t b = clear_slot(w, slot_index(c->slot), /*only_open=*/false);
+  CTXTREE_HOOK(remove_child);
+  if (!(b & kClosed)) {
+    note_free_slot(e, w, b);  // no walker reads open words
+    return true;
+  }
+  // seq_cst, with the clear above and the walkers' enter() and close_word(): if no walker is
+  // counted here, any later walker reads the word after our clear and skips c.
+  std::uint64_t g = e->gate.load(std::memory_order_seq_cst);
+#if CTXTREE_MUTANT(LOCKFREE_IGNORE_GATE)  // planted bug: frees c under a walker
+  g &= ~kGateCountMask;
+#endif
+  if ((g & kGateCountMask) == 0) return true;
+  const std::uintptr_t counted = count_deferred();
+  for (;;) {
+    c->deferred_next = (g & kPtrMask) | counted;  // ordered by the release CAS below
+    // release: the last walker out frees c after our last touch; acquire on failure: if the
+    // walkers left, their reads of c happen before our free.
+    if (e->gate.compare_exchange_weak(g, (g & ~kPtrMask) | reinterpret_cast<std::uintptr_t>(c),
+                                      std::memory_order_release, std::memory_order_acquire)) {
+      CTXTREE_HOOK(remove_child);
+      return false;
+    }
+    if ((g & kGateCountMask) == 0) {
+      if (counted) detail::count_freed(LockFreeTree::index);
+      return true;
+    }
+  }
+}
+
+}  // namespace ctxtree::lockfree
