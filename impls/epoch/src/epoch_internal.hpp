@@ -33,9 +33,6 @@ inline std::uint32_t err_of(std::uint64_t word) noexcept {
   return static_cast<std::uint32_t>(word >> EpochTree::kErrShift) & 3;
 }
 
-// CancelNode::word bit 62: the node was not counted live while retired (no counter shard).
-inline constexpr std::uint64_t kUncounted = std::uint64_t{1} << 62;
-
 // CancelNode::Tail::cause_word, from the top: the tombstones now in this node's child list
 // (16 bits, a gauge kept below 2^15 by cleaning; at the top so no carry or borrow reaches the
 // rest), the log2 of the cleaning threshold over 64 (4 bits), then a staged explicit cause:

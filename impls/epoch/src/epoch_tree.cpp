@@ -38,12 +38,11 @@ void free_node(epoch::Retired* r) noexcept {
   auto* c = reinterpret_cast<CancelNode*>(reinterpret_cast<char*>(r) - kTailOffset);
   // Freed here, not in destroy: a thread that completed c may take its callbacks until it unpins.
   free_callback_chunks(c);
-  const bool counted = (c->word.load(std::memory_order_relaxed) & kUncounted) == 0;  // last user
   if (c->kind == Kind::timer)
     delete static_cast<EpochTree::TimerNode*>(c);
   else
     delete c;
-  if (counted) detail::count_freed(EpochTree::index);
+  detail::count_freed(EpochTree::index);
 }
 
 unsigned node_deleter() noexcept {
@@ -512,18 +511,6 @@ EpochTree::CancelNode* EpochTree::from_timer(detail::TimerEntry* t) noexcept {
 }
 
 bool EpochTree::destroy(CancelNode* c) noexcept {
-  // The front-end counts c freed when this returns; it is only retired, so count it live again
-  // until free_node. A thread without a counter shard may fail to get one (no memory): then c
-  // is left uncounted both ways.
-  detail::CounterShard* shard = detail::tls_counter_shard;
-  if (shard == nullptr) {
-    try {
-      shard = &detail::counter_shard();
-    } catch (...) {
-      c->word.fetch_or(kUncounted, std::memory_order_relaxed);  // read by free_node only
-    }
-  }
-  if (shard != nullptr) detail::count_live(*shard, index, 1);
   // Every child has been destroyed before c (each held c). Those still in c's list are tombstones
   // nobody will unlink now: walks skip complete nodes, so they are unreachable. Retire them.
   for (CancelNode* y = first_child(c->word.load(std::memory_order_acquire)); y != nullptr;) {

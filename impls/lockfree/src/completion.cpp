@@ -134,13 +134,12 @@ void enter(Extras* e) noexcept {
 void free_deferred(CancelNode* c) noexcept {
   while (c != nullptr) {
     // Plain: the gate CAS that handed us the list ordered its write.
-    const std::uintptr_t link = c->deferred_next;
+    CancelNode* const next = c->deferred_next;
     detail::Node<LockFreeTree>* parent = c->parent;
     free_node(c);
-    if (link & 1) detail::count_freed(LockFreeTree::index);
     // May free more of the path, down to nodes whose free is deferred in turn: not recursion.
     detail::release<LockFreeTree>(parent);
-    c = reinterpret_cast<CancelNode*>(link & ~std::uintptr_t{1});
+    c = next;
   }
 }
 

@@ -108,6 +108,7 @@ void free_node(CancelNode* c) noexcept {
     delete e;
   }
   delete_node(c);
+  detail::count_freed(LockFreeTree::index);
 }
 
 }  // namespace ctxtree::lockfree

@@ -4,21 +4,6 @@
 
 namespace ctxtree::lockfree {
 
-namespace {
-
-// +1 live node for a node whose free is deferred (the front-end counts it freed when destroy
-// returns); the link bit tells the final free to count it then. A thread that never made a node
-// has no counter shard, and making one would take the registry's mutex: its deferred nodes are
-// counted freed a little early instead.
-std::uintptr_t count_deferred() noexcept {
-  detail::CounterShard* shard = detail::tls_counter_shard;
-  if (shard == nullptr) return 0;
-  detail::count_live(*shard, LockFreeTree::index, 1);
-  return 1;
-}
-
-}  // namespace
-
 // c's own cancel completed it: take it out of its parent's set if that is still open. In a closed
 // set the parent's walk owns the slot; c's death clears it (unlink_dead).
 void unlink_cancelled(CancelNode* c) noexcept {
@@ -48,9 +33,8 @@ bool unlink_dead(CancelNode* c) noexcept {
   g &= ~kGateCountMask;
 #endif
   if ((g & kGateCountMask) == 0) return true;
-  const std::uintptr_t counted = count_deferred();
   for (;;) {
-    c->deferred_next = (g & kPtrMask) | counted;  // ordered by the release CAS below
+    c->deferred_next = reinterpret_cast<CancelNode*>(g & kPtrMask);  // ordered by the CAS below
     // release: the last walker out frees c after our last touch; acquire on failure: if the
     // walkers left, their reads of c happen before our free.
     if (e->gate.compare_exchange_weak(g, (g & ~kPtrMask) | reinterpret_cast<std::uintptr_t>(c),
@@ -58,10 +42,7 @@ bool unlink_dead(CancelNode* c) noexcept {
       CTXTREE_HOOK(remove_child);
       return false;
     }
-    if ((g & kGateCountMask) == 0) {
-      if (counted) detail::count_freed(LockFreeTree::index);
-      return true;
-    }
+    if ((g & kGateCountMask) == 0) return true;
   }
 }
 

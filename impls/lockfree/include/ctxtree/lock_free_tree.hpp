@@ -135,9 +135,9 @@ struct LockFreeTree::CancelNode : detail::CancelBase<LockFreeTree> {
   // 48-63; 0 when not published. Written before publication; cleared by the cancel that unlinks
   // it from an open word; read by walkers only when found in a closed word (never cleared then).
   std::uintptr_t slot = 0;
-  // The next node on the parent gate's deferred list (a CancelNode*; bit 0: count this node freed
-  // when it is freed). Written once c is dying in a closed set, read by the walker that frees it.
-  std::uintptr_t deferred_next = 0;
+  // The next node on the parent gate's deferred list. Written once c is dying in a closed set,
+  // read by the walker that frees it.
+  CancelNode* deferred_next = nullptr;
 };
 
 struct LockFreeTree::TimerNode : LockFreeTree::CancelNode, detail::TimerEntry {

@@ -124,8 +124,9 @@ inline void retain(Node<Tree>* n) noexcept {
 // zero — iteratively, so dropping the last handle of a million-deep chain uses no stack. A dying
 // merge node holds a second path: it waits on a list threaded through the dying merge nodes
 // themselves (no recursion, no allocation) until the first path is done.
-// `Tree::destroy(c)` returns false when the tree keeps c past its last reference (a walker may
-// still climb through c->parent): c's reference to its parent is then the tree's to release.
+// `Tree::destroy(c)` frees c now or later, and counts it freed (count_freed) when its memory goes;
+// it returns false when the tree keeps c past its last reference (a walker may still climb through
+// c->parent): c's reference to its parent is then the tree's to release.
 template <class Tree>
 inline void release(Node<Tree>* n) noexcept {
   MergeNode<Tree>* dying = nullptr;
@@ -142,10 +143,12 @@ inline void release(Node<Tree>* n) noexcept {
           void* layer = &v->layer;
           v->~ValueNodeBase();
           dispose(v, layer);
+          count_freed(Tree::index);
           break;
         }
         case Kind::without_cancel:
           delete n;
+          count_freed(Tree::index);
           break;
         case Kind::merge: {
           auto* m = static_cast<MergeNode<Tree>*>(n);
@@ -157,11 +160,10 @@ inline void release(Node<Tree>* n) noexcept {
           auto* c = static_cast<typename Tree::CancelNode*>(n);
           if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire))
             release_stop_bridge(b);
-          if (!Tree::destroy(c)) parent = nullptr;
+          if (!Tree::destroy(c)) parent = nullptr;  // the tree counts c freed when it frees it
           break;
         }
       }
-      if (kind != Kind::merge) count_freed(Tree::index);  // a merge node is counted when freed
       n = parent;
     }
     if (dying == nullptr) return;

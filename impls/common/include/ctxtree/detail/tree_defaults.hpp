@@ -50,6 +50,7 @@ struct TreeDefaults {
       delete static_cast<typename Tree::TimerNode*>(c);
     else
       delete c;
+    count_freed(Tree::index);
     return true;
   }
   static void reclaim() noexcept {}
