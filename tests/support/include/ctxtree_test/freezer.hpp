@@ -1,0 +1,64 @@
+// ctxtree_test/freezer.hpp — freezing one thread at an internal step of the library (the
+// CTXTREE_HOOK points of ctxtree::hooked), and running threads released together.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <ctxtree/detail/config.hpp>
+#include <functional>
+#include <initializer_list>
+#include <vector>
+
+namespace ctxtree_test {
+
+// Freezes the one thread that called Arm() at its n-th hook call (1-based), until Release().
+// Every other thread passes through the hook untouched. Alternatively (ArmAnyThreadAt) freezes
+// whichever thread next reaches one hook point, e.g. the timer thread at timer_locked. One
+// Freezer at a time: it installs the process's hook for its lifetime.
+class Freezer {
+ public:
+  using HookPoint = ctxtree::detail::HookPoint;
+
+  // Counts only the given hook points (every point if none is given).
+  explicit Freezer(std::initializer_list<HookPoint> points = {});
+  ~Freezer();
+  Freezer(const Freezer&) = delete;
+  Freezer& operator=(const Freezer&) = delete;
+
+  // On the thread to freeze: counts hook calls from now on; freezes at call `n`.
+  void Arm(int n);
+  // On the armed thread: stop counting (so a later operation is not frozen).
+  void Disarm();
+  // Freezes the next thread, whichever it is, that reaches `point`.
+  void ArmAnyThreadAt(HookPoint point);
+  // True once a thread is frozen.
+  bool frozen() const { return frozen_.load(std::memory_order_acquire); }
+  // Lets the frozen thread go on (and any thread that reaches its freezing point later).
+  void Release();
+  // Hook calls the armed thread made since Arm().
+  int steps() const { return steps_.load(std::memory_order_acquire); }
+  // Waits until a thread is frozen or, if given, `finished` is set; returns frozen().
+  // After `limit` it aborts: the armed thread still uses the caller's frame.
+  bool AwaitFrozen(const std::atomic<bool>* finished = nullptr,
+                   std::chrono::seconds limit = std::chrono::seconds(60)) const;
+
+ private:
+  static void Hook(HookPoint point) noexcept;
+  void Freeze();
+
+  static Freezer* active_;
+  std::uint32_t counted_points_ = 0;  // bit per HookPoint; 0: every point
+  int freeze_at_ = 0;
+  std::atomic<int> any_thread_point_{-1};  // a HookPoint, or -1
+  std::atomic<int> steps_{0};
+  std::atomic<bool> frozen_{false};
+  std::atomic<bool> released_{false};
+};
+
+// Runs every function on its own thread, released together, and joins them. Returns false if
+// they did not all finish within `limit` (the threads are then left running: the caller fails
+// the test and must not return while they may touch its state, so it aborts).
+bool RunTogether(std::vector<std::function<void()>> fns,
+                 std::chrono::seconds limit = std::chrono::seconds(60));
+
+}  // namespace ctxtree_test

@@ -1,0 +1,102 @@
+#include "ctxtree_test/freezer.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+namespace ctxtree_test {
+
+using namespace std::chrono_literals;
+
+bool RunTogether(std::vector<std::function<void()>> fns, std::chrono::seconds limit) {
+  std::atomic<int> waiting{static_cast<int>(fns.size())};
+  std::atomic<int> finished{0};
+  std::vector<std::thread> threads;
+  threads.reserve(fns.size());
+  for (auto& f : fns) {
+    threads.emplace_back([&waiting, &finished, f = std::move(f)] {
+      waiting.fetch_sub(1, std::memory_order_acq_rel);
+      while (waiting.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+      f();
+      finished.fetch_add(1, std::memory_order_acq_rel);
+    });
+  }
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (finished.load(std::memory_order_acquire) < static_cast<int>(threads.size())) {
+    if (std::chrono::steady_clock::now() > end) {
+      for (auto& t : threads) t.detach();
+      return false;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  for (auto& t : threads) t.join();
+  return true;
+}
+
+namespace {
+thread_local bool tls_armed = false;
+}
+
+Freezer* Freezer::active_ = nullptr;
+
+Freezer::Freezer(std::initializer_list<HookPoint> points) {
+  for (const HookPoint p : points) counted_points_ |= 1u << static_cast<unsigned>(p);
+  active_ = this;
+  ctxtree::detail::set_hook(&Hook);
+}
+
+Freezer::~Freezer() {
+  ctxtree::detail::set_hook(nullptr);
+  active_ = nullptr;
+}
+
+void Freezer::Arm(int n) {
+  freeze_at_ = n;
+  steps_.store(0, std::memory_order_release);
+  tls_armed = true;
+}
+
+void Freezer::Disarm() { tls_armed = false; }
+
+void Freezer::ArmAnyThreadAt(HookPoint point) {
+  any_thread_point_.store(static_cast<int>(point), std::memory_order_release);
+}
+
+bool Freezer::AwaitFrozen(const std::atomic<bool>* finished, std::chrono::seconds limit) const {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!frozen() && (finished == nullptr || !finished->load(std::memory_order_acquire))) {
+    if (std::chrono::steady_clock::now() > end) {
+      std::fprintf(stderr, "the armed thread neither froze nor finished within %llds\n",
+                   static_cast<long long>(limit.count()));
+      std::abort();
+    }
+    std::this_thread::sleep_for(50us);  // polling: the flags carry the synchronisation
+  }
+  return frozen();
+}
+
+void Freezer::Release() { released_.store(true, std::memory_order_release); }
+
+void Freezer::Freeze() {
+  frozen_.store(true, std::memory_order_release);
+  while (!released_.load(std::memory_order_acquire)) std::this_thread::sleep_for(100us);
+}
+
+void Freezer::Hook(HookPoint point) noexcept {
+  Freezer* self = active_;  // set before the hook was installed (set_hook releases)
+  int expected = static_cast<int>(point);
+  // Only the first thread to reach the point takes the freeze (the exchange disarms it).
+  if (self->any_thread_point_.load(std::memory_order_relaxed) == expected &&
+      self->any_thread_point_.compare_exchange_strong(expected, -1, std::memory_order_acq_rel)) {
+    self->Freeze();
+    return;
+  }
+  if (!tls_armed) return;
+  if (self->counted_points_ != 0 &&
+      (self->counted_points_ >> static_cast<unsigned>(point) & 1) == 0)
+    return;
+  const int n = self->steps_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (n == self->freeze_at_) self->Freeze();
+}
+
+}  // namespace ctxtree_test
