@@ -161,26 +161,15 @@ bool FreezeAt(Op op, const char* name, int step) {
     Scene<Tree> s;
     Freezer freezer;
     std::optional<Pair<Tree>> derived;
-    std::atomic<bool> finished{false};
-    std::thread victim([&] {
-      freezer.Arm(step);
-      Run(op, s, derived);
-      freezer.Disarm();
-      finished.store(true, std::memory_order_release);
-    });
-    if (!freezer.AwaitFrozen(&finished)) {
-      freezer.Release();
-      victim.join();
-      return false;
-    }
+    FrozenThread victim(freezer, step, [&] { Run(op, s, derived); });
+    if (!victim.Frozen()) return false;
     std::atomic<int> bad{0};
     if (!RunTogether(Others(s, bad))) {
       std::fprintf(stderr, "%s, frozen at step %d: the other threads did not finish\n", name, step);
       std::abort();  // they still use the scene; a lock-freedom failure
     }
     EXPECT_EQ(bad.load(), 0) << name << ", frozen at step " << step;
-    freezer.Release();
-    victim.join();
+    victim.ReleaseAndJoin();
     if (derived) {
       EXPECT_TRUE(derived->first.is_done()) << name << ", frozen at step " << step;
     }
@@ -257,18 +246,8 @@ TYPED_TEST(FrozenThreadTest, OthersFinishWhileAChildSetScriptIsFrozenAtAnyStep) 
     ASSERT_LT(k, 500) << "a script that never ends";
     ScriptFixture<Tree> f;
     Freezer freezer({HookPoint::register_child, HookPoint::remove_child, HookPoint::cancel_step});
-    std::atomic<bool> finished{false};
-    std::thread frozen([&] {
-      freezer.Arm(k);
-      Script(f);
-      freezer.Disarm();
-      finished.store(true, std::memory_order_release);
-    });
-    if (!freezer.AwaitFrozen(&finished)) {
-      freezer.Release();
-      frozen.join();
-      break;  // every step covered
-    }
+    FrozenThread frozen(freezer, k, [&f] { Script(f); });
+    if (!frozen.Frozen()) break;  // every step covered
     // The frozen thread holds whatever it holds; the others must finish on their own.
     std::atomic<int> bad{0};
     const bool others_finished =
@@ -299,8 +278,7 @@ TYPED_TEST(FrozenThreadTest, OthersFinishWhileAChildSetScriptIsFrozenAtAnyStep) 
       std::abort();  // they still use the fixture
     }
     EXPECT_EQ(bad.load(), 0) << "frozen at step " << k;
-    freezer.Release();
-    frozen.join();
+    frozen.ReleaseAndJoin();
     EXPECT_EQ(ctxtree::debug::child_count(f.p.first), 0u);
     if (this->HasFailure()) break;
   }
@@ -399,18 +377,8 @@ bool FreezeDeadlineWalkAt(int step) {
   {
     DeadlineScene<Tree> s;
     Freezer freezer;
-    std::atomic<bool> finished{false};
-    std::thread victim([&] {
-      freezer.Arm(step);
-      s.cancel_parent();
-      freezer.Disarm();
-      finished.store(true, std::memory_order_release);
-    });
-    if (!freezer.AwaitFrozen(&finished)) {
-      freezer.Release();
-      victim.join();
-      return false;
-    }
+    FrozenThread victim(freezer, step, [&s] { s.cancel_parent(); });
+    if (!victim.Frozen()) return false;
     std::atomic<int> bad{0};
     auto others = DeadlineOthers(s, bad);
     // A timer armed and cancelled meanwhile: the frozen walk holds nothing arming needs.
@@ -424,8 +392,7 @@ bool FreezeDeadlineWalkAt(int step) {
       std::abort();
     }
     EXPECT_EQ(bad.load(), 0) << "frozen at step " << step;
-    freezer.Release();
-    victim.join();
+    victim.ReleaseAndJoin();
     EXPECT_EQ(ctxtree::debug::child_count(s.parent), 0u);
   }
   EXPECT_EQ(LiveNodes<Tree>(), nodes_before);

@@ -17,6 +17,7 @@ namespace lock_free_test {
 using LockFreeTrees = ::testing::Types<ctxtree::LockFreeTree, ctxtree::EpochTree>;
 
 using ctxtree_test::Freezer;
+using ctxtree_test::FrozenThread;
 using ctxtree_test::kSanitized;
 using ctxtree_test::RunTogether;
 using ctxtree_test::Scaled;

@@ -39,7 +39,8 @@ struct ThreadState {
 constinit thread_local ThreadState t_state{};
 
 // Process sums. Relaxed: statistics, read at quiescent points (after joins or a barrier), which
-// order them with the allocations they count.
+// order them with the allocations they count. The setting is relaxed too: each block records
+// what it added, so a free subtracts exactly that whichever setting it sees.
 std::atomic<Accounting> g_accounting{Accounting::off};
 std::atomic<std::int64_t> g_bytes{0};
 std::atomic<std::int64_t> g_chunk_bytes{0};

@@ -82,10 +82,26 @@ void Freezer::Freeze() {
   while (!released_.load(std::memory_order_acquire)) std::this_thread::sleep_for(100us);
 }
 
+FrozenThread::FrozenThread(Freezer& freezer, int step, std::function<void()> fn)
+    : freezer_(freezer), thread_([this, step, fn = std::move(fn)] {
+        freezer_.Arm(step);
+        fn();
+        freezer_.Disarm();
+        finished_.store(true, std::memory_order_release);
+      }) {}
+
+FrozenThread::~FrozenThread() { ReleaseAndJoin(); }
+
+void FrozenThread::ReleaseAndJoin() {
+  freezer_.Release();
+  if (thread_.joinable()) thread_.join();
+}
+
 void Freezer::Hook(HookPoint point) noexcept {
   Freezer* self = active_;  // set before the hook was installed (set_hook releases)
   int expected = static_cast<int>(point);
-  // Only the first thread to reach the point takes the freeze (the exchange disarms it).
+  // Only the first thread to reach the point takes the freeze (the exchange disarms it). Relaxed
+  // pre-check: it only skips the exchange; the acq_rel exchange decides, and acquires the arming.
   if (self->any_thread_point_.load(std::memory_order_relaxed) == expected &&
       self->any_thread_point_.compare_exchange_strong(expected, -1, std::memory_order_acq_rel)) {
     self->Freeze();

@@ -7,6 +7,7 @@
 #include <ctxtree/detail/config.hpp>
 #include <functional>
 #include <initializer_list>
+#include <thread>
 #include <vector>
 
 namespace ctxtree_test {
@@ -53,6 +54,27 @@ class Freezer {
   std::atomic<int> steps_{0};
   std::atomic<bool> frozen_{false};
   std::atomic<bool> released_{false};
+};
+
+// Runs `fn` on a thread of its own, armed to freeze at its hook call `step` (Freezer::Arm).
+// Destruction releases the thread and joins it.
+class FrozenThread {
+ public:
+  FrozenThread(Freezer& freezer, int step, std::function<void()> fn);
+  ~FrozenThread();
+  FrozenThread(const FrozenThread&) = delete;
+  FrozenThread& operator=(const FrozenThread&) = delete;
+
+  // Waits (bounded, see AwaitFrozen) until the thread froze (true) or `fn` returned without
+  // reaching the step (false: every step has been covered).
+  bool Frozen() const { return freezer_.AwaitFrozen(&finished_); }
+  // Lets the thread go on and waits for `fn` to return.
+  void ReleaseAndJoin();
+
+ private:
+  Freezer& freezer_;
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
 };
 
 // Runs every function on its own thread, released together, and joins them. Returns false if
