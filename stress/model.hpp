@@ -8,8 +8,8 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <ctxtree/context.hpp>
 #include <cstdint>
+#include <ctxtree/context.hpp>
 #include <memory>
 #include <optional>
 #include <string>
