@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <ctxtree/detail/config.hpp>
 #include <functional>
 #include <initializer_list>
@@ -33,7 +34,7 @@ class Freezer {
   // Freezes the next thread, whichever it is, that reaches `point`.
   void ArmAnyThreadAt(HookPoint point);
   // True once a thread is frozen.
-  bool frozen() const { return frozen_.load(std::memory_order_acquire); }
+  bool frozen() const;
   // Lets the frozen thread go on (and any thread that reaches its freezing point later).
   void Release();
   // Hook calls the armed thread made since Arm().
@@ -45,12 +46,13 @@ class Freezer {
 
  private:
   static void Hook(HookPoint point) noexcept;
-  void Freeze();
 
+  // Read only by the armed thread, which the test joins before the Freezer is destroyed. (The
+  // any-thread freeze keeps its state in static storage: the thread it freezes is not joined.)
   static Freezer* active_;
   std::uint32_t counted_points_ = 0;  // bit per HookPoint; 0: every point
   int freeze_at_ = 0;
-  std::atomic<int> any_thread_point_{-1};  // a HookPoint, or -1
+  unsigned any_thread_generation_ = 0;  // 0: ArmAnyThreadAt not called
   std::atomic<int> steps_{0};
   std::atomic<bool> frozen_{false};
   std::atomic<bool> released_{false};
