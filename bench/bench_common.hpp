@@ -29,9 +29,9 @@
 
 namespace ctxtree_bench {
 
-using Clock = std::chrono::steady_clock;
+using ctxtree::Clock;
 
-// Each binary defines this; bench_main.cc calls it before running the benchmarks.
+// Each binary defines this; bench_main.cpp calls it before running the benchmarks.
 void register_benchmarks();
 
 // Calls `f.template operator()<Tree>()` for every tree of the registry, so a tree added to

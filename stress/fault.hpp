@@ -1,44 +1,31 @@
-// Allocation-failure injection. The stress binary replaces global operator new; while a thread is
-// armed, each allocation on that thread fails with probability `rate`. Only library calls are
-// armed, so the harness's own bookkeeping never sees an injected failure.
+// Allocation-failure injection. The stress binary links the test support's replacement of global
+// operator new (ctxtree_test/alloc.hpp); while a thread is armed, each allocation on that thread
+// fails with probability `rate`. Only library calls are armed, so the harness's own bookkeeping
+// never sees an injected failure.
 #pragma once
 
 #include <cstdint>
+#include <ctxtree_test/alloc.hpp>
 
 namespace stress::fault {
 
 // Arms the calling thread for its scope (nested scopes keep the outer rate).
-class Arm {
- public:
-  explicit Arm(double rate) noexcept;
-  ~Arm();
-  Arm(const Arm&) = delete;
-  Arm& operator=(const Arm&) = delete;
-
- private:
-  std::uint32_t saved_;
-};
+using Arm = ctxtree_test::alloc::FailAtRate;
 
 // Disarms the calling thread for its scope: callbacks run inside armed library calls (a cancel
 // runs them inline) and must neither throw nor have their own allocations failed.
-class Pause {
- public:
-  Pause() noexcept;
-  ~Pause();
-  Pause(const Pause&) = delete;
-  Pause& operator=(const Pause&) = delete;
-
- private:
-  std::uint32_t saved_;
-};
+using Pause = ctxtree_test::alloc::NoFailures;
 
 // Seeds the calling thread's failure schedule (each worker seeds from the run seed).
-void seed_thread(std::uint64_t seed) noexcept;
+inline void seed_thread(std::uint64_t seed) noexcept { ctxtree_test::alloc::SeedFailures(seed); }
 
-// While on, every thread's allocations and frees are summed (malloc_usable_size), so a phase
-// can check that what it keeps allocated stays bounded.
-void track_bytes(bool on) noexcept;
-// Bytes allocated minus bytes freed while tracking was on.
-long tracked_bytes() noexcept;
+// While on, the requested bytes of every thread's allocations are summed until they are freed,
+// so a phase can check that what it keeps allocated stays bounded.
+inline void track_bytes(bool on) noexcept {
+  ctxtree_test::alloc::SetAccounting(on ? ctxtree_test::alloc::Accounting::requested
+                                        : ctxtree_test::alloc::Accounting::off);
+}
+// The live bytes of the blocks allocated while tracking was on.
+inline long tracked_bytes() noexcept { return static_cast<long>(ctxtree_test::alloc::LiveBytes()); }
 
 }  // namespace stress::fault

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <ctxtree/context.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,7 +19,7 @@
 
 namespace stress {
 
-using Clock = std::chrono::steady_clock;
+using ctxtree::Clock;
 
 // The invariants of stress/README.md, by number, plus the rest of the contract the run exercises.
 inline constexpr const char* kInvCancel = "1 cancel completeness";

@@ -322,4 +322,11 @@ class Runner {
 
 }  // namespace stress
 
-#include "runner_impl.hpp"
+// Member definitions, one concern per file; the helpers they share first.
+#include "runner_detail.hpp"
+
+#include "runner_check.hpp"
+#include "runner_derive.hpp"
+#include "runner_ops.hpp"
+#include "runner_phases.hpp"
+#include "runner_storm.hpp"

@@ -222,7 +222,7 @@ Notes on reading these numbers:
 {settle}
 - Peers: `tbb` (oneTBB task_group_context) runs fanout_create, fanout_cancel, tree_cancel,
   chain_cancel (depth ≤ 1e4), churn, done_poll and memory (kind cancel); its children are bound
-  by running an empty task in them from a task of the parent (bench/bm_tbb.cc). `go` is Go's own
+  by running an empty task in them from a task of the parent (bench/bm_tbb.cpp). `go` is Go's own
   context (Go 1.19): fanout_cancel_callbacks with a goroutine per callback blocked on Done() (the
   pre-1.21 idiom), no chain_destroy row (no deterministic destruction), no timer_fire row but
   timer_fire_observed (as the C++ row of that name, fires seen from waiters blocked on done), and

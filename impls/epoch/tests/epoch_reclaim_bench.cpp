@@ -16,7 +16,7 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using ctxtree::Clock;
 double ns(Clock::duration d) { return std::chrono::duration<double, std::nano>(d).count(); }
 
 template <class Tree>
