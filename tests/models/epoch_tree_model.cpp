@@ -19,16 +19,16 @@
 // reached it; refused: it was made done); at the end c is done (no child lost). Every retired
 // node is freed by the end (else MEMORY LEAK) and none while a walker can still reach it.
 //
-// RepinModel — 3 threads, one parent p with children a, t, b (list b, t, a), t a tombstone
+// RepinModel — 2 threads, one parent p with children a, t, b (list b, t, a), t a tombstone
 // (cancelled and released before the threads start: marked, destroyed, still linked). A cleaner
-// runs the cleaning pass clean(p), which re-pins at every step holding its predecessor by a
-// counted reference (try_ref), and unlinks and retires t; meanwhile b and a are dropped (b
-// unlinked at the head and retired, a left as a tombstone) and the droppers collect, so the
-// epoch advances while the cleaner is between pins. Property: no access to freed memory (a
+// runs the cleaning pass clean(p), which re-pins at every step keeping its place by a counted
+// reference on its predecessor (try_ref), and unlinks and retires t. It is held at its second
+// step (b read unmarked: b is its predecessor, the re-pin comes next) while the other thread
+// drops b (unlinked at the head, destroyed, retired); then that thread collects three times, so
+// the epoch can advance twice while the cleaner re-pins. Property: no access to freed memory (a
 // predecessor freed across a re-pin), and every node is freed by the end.
 //
-// In every model: no data race on a simulated atomic's non-atomic neighbours that the checker
-// sees, no access to freed memory, no leak.
+// In every model: no access to freed memory, no leak, no deadlock, no failed assertion.
 //
 // Search: relacy's random scheduler seeded by the execution's index (every run explores the same
 // executions): 100k executions for HelpModel and RepinModel, 300k for TreeModel, 7 s of CPU in
