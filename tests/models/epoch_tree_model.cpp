@@ -43,7 +43,10 @@
 // their operations are atomic here but not scheduling points, and their orders are not
 // simulated, so a relaxed try_ref cannot be planted), callbacks (no registration is made; the
 // completion's take_callbacks and wake_waiters run on empty words), deadline nodes and timers,
-// explicit causes, lists longer than three, and the threshold that triggers a cleaning pass.
+// explicit causes, lists longer than three, the threshold that triggers a cleaning pass, and
+// an unlinker's hand-over racing a concurrent destroy (t is destroyed before the threads start;
+// releasing it from a third thread met the unlink too rarely to catch a planted split of
+// destroy's fetch_or into a load and a store in 100k executions).
 #include <cstdlib>
 #include <iostream>
 #include <string_view>
