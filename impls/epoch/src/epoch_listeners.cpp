@@ -5,6 +5,7 @@
 #include <new>
 #include <utility>
 
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/futex.hpp"
 #include "epoch_internal.hpp"
@@ -33,17 +34,24 @@ constexpr std::uintptr_t kSlotTaken = 1;
 // O(1) in the usual patterns (growth, first-in-first-out or last-in-first-out turnover): `room`,
 // the chunk of the latest removal or placement, tried first; `free`, the count of free slots,
 // without which no scan is made; `last`, where to append.
-struct alignas(256) CallbackChunk {  // aligned: a slot's address gives its chunk
+// A simulated atomic (tests/models) is larger than std::atomic: a larger chunk, aligned to match.
+#ifndef CTXTREE_MODEL
+constexpr std::size_t kChunkAlign = 256;
+#else
+constexpr std::size_t kChunkAlign = 4096;
+#endif
+
+struct alignas(kChunkAlign) CallbackChunk {  // aligned: a slot's address gives its chunk
   static constexpr int kSlots = 27;
-  std::atomic<std::uintptr_t> slot[kSlots] = {};
-  std::atomic<CallbackChunk*> next{nullptr};  // set once by CAS; freed with the node
+  detail::Atomic<std::uintptr_t> slot[kSlots] = {};
+  detail::Atomic<CallbackChunk*> next{nullptr};  // set once by CAS; freed with the node
   // Used in the first chunk only:
-  std::atomic<CallbackChunk*> room{nullptr};
-  std::atomic<CallbackChunk*> last{nullptr};
-  std::atomic<std::int64_t> free{kSlots};
+  detail::Atomic<CallbackChunk*> room{nullptr};
+  detail::Atomic<CallbackChunk*> last{nullptr};
+  detail::Atomic<std::int64_t> free{kSlots};
   CancelNode* run_next = nullptr;  // the completer's queue; written only by it
 };
-static_assert(sizeof(CallbackChunk) == 256);
+static_assert(sizeof(CallbackChunk) == kChunkAlign);
 
 CallbackChunk* chunk_of(std::uintptr_t v) noexcept {
   return reinterpret_cast<CallbackChunk*>(v & ~kFlags);
@@ -55,7 +63,7 @@ CallbackChunk* chunk_of_slot(const void* slot) noexcept {
 std::uintptr_t bits_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p); }
 
 // Puts cb in a free slot of `k`; null if every slot is in use or taken.
-std::atomic<std::uintptr_t>* put_in_chunk(CallbackChunk* k, Callback* cb) noexcept {
+detail::Atomic<std::uintptr_t>* put_in_chunk(CallbackChunk* k, Callback* cb) noexcept {
   for (auto& s : k->slot) {
     std::uintptr_t expected = 0;
     // seq_cst: Dekker with completion (the registrant then re-reads the node's word). A slot the
@@ -71,7 +79,7 @@ std::atomic<std::uintptr_t>* put_in_chunk(CallbackChunk* k, Callback* cb) noexce
 // The hints are only hints: relaxed, except that a chunk address read from one is dereferenced,
 // so hint stores are release and hint loads acquire (the chunk was published before, by a
 // seq_cst CAS the storer read).
-std::atomic<std::uintptr_t>* place_in_free_slot(CallbackChunk* first, Callback* cb) noexcept {
+detail::Atomic<std::uintptr_t>* place_in_free_slot(CallbackChunk* first, Callback* cb) noexcept {
   if (CallbackChunk* room = first->room.load(std::memory_order_acquire))
     if (auto* s = put_in_chunk(room, cb)) return s;
   if (first->free.load(std::memory_order_relaxed) <= 0) return nullptr;
@@ -86,7 +94,7 @@ std::atomic<std::uintptr_t>* place_in_free_slot(CallbackChunk* first, Callback* 
 
 // Puts cb in a free slot of the list that starts at `first`, appending a chunk if none is free.
 // Throws std::bad_alloc before registering anything.
-std::atomic<std::uintptr_t>* place(CallbackChunk* first, Callback* cb) {
+detail::Atomic<std::uintptr_t>* place(CallbackChunk* first, Callback* cb) {
   if (auto* s = place_in_free_slot(first, cb)) {
     first->free.fetch_sub(1, std::memory_order_relaxed);
     return s;
@@ -111,8 +119,8 @@ std::atomic<std::uintptr_t>* place(CallbackChunk* first, Callback* cb) {
 // Puts a counted cb in c's inline slot; null if it is in use or taken. The completer claims it
 // during its walk (nobody waits for a counted callback), so a node with one after_func needs
 // neither a chunk nor a place in the run queue.
-std::atomic<std::uintptr_t>* place_inline(CancelNode* c, Callback* cb) noexcept {
-  std::atomic<std::uintptr_t>& s = c->tail.first_slot;
+detail::Atomic<std::uintptr_t>* place_inline(CancelNode* c, Callback* cb) noexcept {
+  detail::Atomic<std::uintptr_t>& s = c->tail.first_slot;
   std::uintptr_t expected = 0;
   // seq_cst: Dekker with completion, as in put_in_chunk (take_callbacks passes an empty slot).
   if (s.load(std::memory_order_relaxed) == 0 &&
@@ -123,7 +131,7 @@ std::atomic<std::uintptr_t>* place_inline(CancelNode* c, Callback* cb) noexcept 
 
 // Ends cb's registration if completion has not taken it: one CAS on its recorded slot.
 bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
-  auto* s = static_cast<std::atomic<std::uintptr_t>*>(cb->owner);
+  auto* s = static_cast<detail::Atomic<std::uintptr_t>*>(cb->owner);
   std::uintptr_t expected = bits_of(cb);
   // acq_rel: one winner against the completer's exchange; the winner owns the registration.
   if (!s->compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
@@ -140,7 +148,7 @@ bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
 
 // Registers the node's stop bridge by a flag: no allocation. Same Dekker protocol as the slots.
 bool add_bridge(CancelNode* c) noexcept {
-  std::atomic<std::uintptr_t>& word = c->tail.callbacks;
+  detail::Atomic<std::uintptr_t>& word = c->tail.callbacks;
   std::uintptr_t v = word.load(std::memory_order_acquire);
   do {
     if (v & kClosed) return false;
@@ -166,9 +174,9 @@ bool EpochTree::add_listener(CancelNode* c, Callback* cb) {
   if (is_done(c)) return false;
   // Acquire: pairs with the CAS that published the bridge.
   if (cb == c->stop_bridge.load(std::memory_order_acquire)) return add_bridge(c);
-  std::atomic<std::uintptr_t>* slot = detail::is_counted(cb) ? place_inline(c, cb) : nullptr;
+  detail::Atomic<std::uintptr_t>* slot = detail::is_counted(cb) ? place_inline(c, cb) : nullptr;
   if (slot == nullptr) {
-    std::atomic<std::uintptr_t>& word = c->tail.callbacks;
+    detail::Atomic<std::uintptr_t>& word = c->tail.callbacks;
     std::uintptr_t v = word.load(std::memory_order_acquire);  // pairs with the CAS below
     while (chunk_of(v) == nullptr) {
       if (v & kClosed) return false;
@@ -208,7 +216,7 @@ namespace {
 Callback* take_next(CallbackChunk*& k, int& i) noexcept {
   while (k != nullptr) {
     while (i < CallbackChunk::kSlots) {
-      std::atomic<std::uintptr_t>& s = k->slot[i++];
+      detail::Atomic<std::uintptr_t>& s = k->slot[i++];
       // seq_cst: an empty slot is passed with a load, not an exchange, which is Dekker with a
       // registrant's CAS (put_in_chunk): one not seen here sees the completion and withdraws.
       if (s.load(std::memory_order_seq_cst) == 0) continue;
@@ -226,7 +234,7 @@ Callback* take_next(CallbackChunk*& k, int& i) noexcept {
 }  // namespace
 
 bool take_callbacks(CancelNode* c, RunQueue& run) noexcept {
-  std::atomic<std::uintptr_t>& inline_slot = c->tail.first_slot;
+  detail::Atomic<std::uintptr_t>& inline_slot = c->tail.first_slot;
   // seq_cst: an empty inline slot is passed with a load, Dekker with place_inline as in take_next.
   if (inline_slot.load(std::memory_order_seq_cst) != 0) {
     // acq_rel: decides against a concurrent removal; acquire for the registrant's writes to cb.
@@ -237,7 +245,7 @@ bool take_callbacks(CancelNode* c, RunQueue& run) noexcept {
       run.claimed = cb;
     }
   }
-  std::atomic<std::uintptr_t>& word = c->tail.callbacks;
+  detail::Atomic<std::uintptr_t>& word = c->tail.callbacks;
   // seq_cst: Dekker with add_listener (a registrant not seen here sees the completion).
   if (word.load(std::memory_order_seq_cst) == 0) return false;
   // seq_cst: closes the word; a registrant's later CAS fails, an earlier one is in what we see.
@@ -297,11 +305,12 @@ void free_callback_chunks(CancelNode* c) noexcept {
 namespace {
 
 struct alignas(detail::kCacheLine) WaitSlot {
-  std::atomic<std::uint32_t> waiters{0};
-  std::atomic<std::uint32_t> seq{0};
+  detail::Atomic<std::uint32_t> waiters{0};
+  detail::Atomic<std::uint32_t> seq{0};
 };
 constexpr std::size_t kWaitSlots = 64;
-WaitSlot g_wait[kWaitSlots];
+using WaitTable = WaitSlot[kWaitSlots];
+CTXTREE_GLOBAL(WaitTable, g_wait);
 
 WaitSlot& wait_slot(const void* n) noexcept {
   const auto h = reinterpret_cast<std::uintptr_t>(n) >> 4;

@@ -7,8 +7,10 @@
 #include <cassert>
 #include <cstdint>
 #include <new>
+#include <type_traits>
 #include <utility>
 
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch/ebr.hpp"
@@ -38,6 +40,9 @@ void free_node(epoch::Retired* r) noexcept {
   auto* c = reinterpret_cast<CancelNode*>(reinterpret_cast<char*>(r) - kTailOffset);
   // Freed here, not in destroy: a thread that completed c may take its callbacks until it unpins.
   free_callback_chunks(c);
+  using Word = detail::Atomic<std::uint64_t>;
+  // A simulated atomic (tests/models) has a destructor: rebuild the word the header replaced.
+  if constexpr (!std::is_trivially_destructible_v<Word>) new (&c->tail.cause_word) Word(0);
   if (c->kind == Kind::timer)
     delete static_cast<EpochTree::TimerNode*>(c);
   else
@@ -53,8 +58,8 @@ unsigned node_deleter() noexcept {
 // Hands an unreachable node to the reclamation module.
 void retire_node(CancelNode* c) noexcept {
   const unsigned kind = node_deleter();
-  using Word = std::atomic<std::uint64_t>;
-  c->tail.cause_word.~Word();  // trivially destructible; its storage becomes the Retired header
+  using Word = detail::Atomic<std::uint64_t>;
+  c->tail.cause_word.~Word();  // trivial in production; its storage becomes the Retired header
   epoch::retire(new (&c->tail.cause_word) epoch::Retired{0}, kind);
 }
 
@@ -179,14 +184,19 @@ void clean(CancelNode* x) noexcept {
     cur = first_child(head);
   };
   while (cur != nullptr) {
+    CTXTREE_MODEL_STEP(clean_step);
     // Re-pin only where the place can be kept: at the head, or at a pred we hold. A pred we
     // cannot hold is skipped (we re-pin at a later one) rather than restarting from the head,
     // which in an unchanging list would meet the same pred at the same step count forever.
+#if CTXTREE_MUTANT(EPOCH_REPIN_UNHELD)  // planted bug: re-pins without holding pred
+    if (++steps >= EpochTree::kRepinEvery) {
+#else
     if (++steps >= EpochTree::kRepinEvery && (pred == nullptr || pred == held || try_ref(pred))) {
       if (pred != held) {
         if (held != nullptr) unref(held);
         held = pred;
       }
+#endif
       steps = 0;
       guard.repin();
       // pred (held) is alive; if still linked, its successor is too: re-read it under the pin.
@@ -464,6 +474,9 @@ void EpochTree::cancel(CancelNode* c, errc err, std::error_code cause) noexcept 
       break;
     }
   }
+#if CTXTREE_MUTANT(EPOCH_NO_HELP)  // planted bug: a cancel that finds c done returns at once
+  if ((w & kErrBits) != 0) return;
+#endif
   help(c, run);
   remove_from_parent(c);
   run_callbacks(run);

@@ -41,6 +41,9 @@
 // registration and removal are CASes on a slot, completion closes the word and takes every
 // occupied slot (no traversal of callback memory, which belongs to the user). They run after the
 // walk, with no guard held, on the thread that completed their node.
+//
+// The protocol's atomics are named through ctxtree/detail/atomic.hpp (std::atomic here), so the
+// model check (tests/models/epoch_tree_model.cpp) runs this source with simulated atomics.
 #pragma once
 
 #include <atomic>
@@ -52,6 +55,7 @@
 #include <system_error>
 
 #include "ctxtree/context.hpp"
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/timer.hpp"
 #include "ctxtree/registry.hpp"
 
@@ -92,8 +96,15 @@ struct EpochTree {
   static constexpr std::uint64_t kCauseBits = std::uint64_t{3} << 59;       // 0: == err
   static constexpr std::uint64_t kTimerBit = std::uint64_t{1} << 61;        // immutable
 
+#ifndef CTXTREE_MODEL
   static constexpr unsigned kRepinEvery = 256;  // walk steps per epoch guard
   static constexpr unsigned kSearchBudget = 8;  // live nodes a removal passes before giving up
+#else
+  // A model's lists are two or three nodes long: walks re-pin at every step, and a removal that
+  // is not at the head leaves a tombstone, so both paths are reached (tests/models).
+  static constexpr unsigned kRepinEvery = 1;
+  static constexpr unsigned kSearchBudget = 0;
+#endif
 };
 
 struct EpochTree::CancelNode : detail::CancelBase<EpochTree> {
@@ -104,18 +115,18 @@ struct EpochTree::CancelNode : detail::CancelBase<EpochTree> {
     // node's child list; see epoch_internal.hpp for the bit layout. Written by CAS / fetch_add.
     // Dead once the node is retired (no child, no handle is left to read it): ctxtree/epoch's
     // one-word Retired header overwrites it.
-    std::atomic<std::uint64_t> cause_word{0};
+    detail::Atomic<std::uint64_t> cause_word{0};
     // Callbacks: 0 or the first chunk of a slot list (epoch_listeners.cpp); bit 0 closes it at
     // completion. The completer claims them after its walk, holding a reference to the node.
-    std::atomic<std::uintptr_t> callbacks{0};
+    detail::Atomic<std::uintptr_t> callbacks{0};
     // The inline slot: 0, the node's first counted callback (detail::is_counted), or taken by the
     // completer, which claims it during the walk. A node with one after_func needs no chunk.
-    std::atomic<std::uintptr_t> first_slot{0};
+    detail::Atomic<std::uintptr_t> first_slot{0};
   } tail;
   // Children and done state (see above). Error bits are set once; kComplete once, after them.
-  std::atomic<std::uint64_t> word;
+  detail::Atomic<std::uint64_t> word;
   // The link in cancel_parent's list: next sibling | kMarked | kUnlinked | kDestroyed | ...
-  std::atomic<std::uintptr_t> next;
+  detail::Atomic<std::uintptr_t> next;
 };
 
 struct EpochTree::TimerNode : EpochTree::CancelNode, detail::TimerEntry {

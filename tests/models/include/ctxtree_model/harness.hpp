@@ -21,6 +21,7 @@
 
 #include "ctxtree_model/futex.hpp"
 #include "ctxtree_model/state.hpp"
+#include "ctxtree_model/step.hpp"
 
 namespace ctxtree_model {
 
@@ -29,6 +30,7 @@ struct Model : rl::test_suite<Self, kThreads> {
   static_assert(kThreads <= static_cast<int>(kMaxThreads));
 
   Model() noexcept {
+    step_fn() = nullptr;
     ThreadExit::clear();
     StateNode::begin_all();
   }

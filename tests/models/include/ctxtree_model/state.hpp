@@ -131,7 +131,11 @@ class ThreadLocal final : StateNode {
   // `&tls` constructs this thread's object, as an odr-use of a thread_local does.
   T* operator&() noexcept { return &get(); }
 
-  void begin_execution() noexcept override {}
+  // An execution that fails ends without its destructors: forget (not destroy) what it left, so
+  // the replay that prints the failure starts as the failing execution did.
+  void begin_execution() noexcept override {
+    for (bool& live : live_) live = false;
+  }
   void end_execution() noexcept override {
     for (unsigned i = 0; i < kMaxThreads; ++i) exit(this, i);
   }

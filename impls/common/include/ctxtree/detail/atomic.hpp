@@ -11,6 +11,9 @@
 //
 // CTXTREE_MUTANT(NAME) is 0 outside a model build; a model build compiled with
 // -DCTXTREE_MUTANT_NAME=1 plants that bug, so the model's tests can prove they catch it.
+//
+// CTXTREE_MODEL_STEP(point) is nothing outside a model build; in one, a model may hold the
+// simulated thread there (ctxtree_model/step.hpp), to steer the search into a narrow window.
 #pragma once
 
 #include <atomic>
@@ -18,11 +21,13 @@
 #ifdef CTXTREE_MODEL
 #include "ctxtree_model/atomic.hpp"
 #include "ctxtree_model/state.hpp"
+#include "ctxtree_model/step.hpp"
 #define CTXTREE_GLOBAL(T, name)                  \
   ::ctxtree_model::Global<T> name##_model_state; \
   T& name = name##_model_state.object()
 #define CTXTREE_THREAD_LOCAL(T, name) ::ctxtree_model::ThreadLocal<T> name
 #define CTXTREE_MUTANT(name) CTXTREE_MUTANT_##name
+#define CTXTREE_MODEL_STEP(point) ::ctxtree_model::step(#point)
 #else
 namespace ctxtree::detail {
 
@@ -35,4 +40,5 @@ inline void atomic_fence(std::memory_order order) noexcept { std::atomic_thread_
 #define CTXTREE_GLOBAL(T, name) constinit T name
 #define CTXTREE_THREAD_LOCAL(T, name) thread_local T name
 #define CTXTREE_MUTANT(name) 0
+#define CTXTREE_MODEL_STEP(point) ((void)0)
 #endif
