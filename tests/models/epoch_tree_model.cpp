@@ -22,10 +22,10 @@
 // RepinModel — 2 threads, one parent p with children a, t, b (list b, t, a), t a tombstone
 // (cancelled and released before the threads start: marked, destroyed, still linked). A cleaner
 // runs the cleaning pass clean(p), which re-pins at every step keeping its place by a counted
-// reference on its predecessor (try_ref), and unlinks and retires t. It is held at its second
-// step (b read unmarked: b is its predecessor, the re-pin comes next) while the other thread
-// drops b (unlinked at the head, destroyed, retired); then that thread collects three times, so
-// the epoch can advance twice while the cleaner re-pins. Property: no access to freed memory (a
+// reference on its predecessor (detail::retain_unless_dying), and unlinks and retires t. It is held
+// at its second step (b read unmarked: b is its predecessor, the re-pin comes next) while the other
+// thread drops b (unlinked at the head, destroyed, retired); then that thread collects three times,
+// so the epoch can advance twice while the cleaner re-pins. Property: no access to freed memory (a
 // predecessor freed across a re-pin), and every node is freed by the end.
 //
 // In every model: no access to freed memory, no leak, no deadlock, no failed assertion.
@@ -41,10 +41,10 @@
 //
 // Not modelled: node reference counts and stop bridges (std::atomic in ctxtree/detail/node.hpp:
 // their operations are atomic here but not scheduling points, and their orders are not
-// simulated, so a relaxed try_ref cannot be planted), callbacks (no registration is made; the
-// completion's take_callbacks and wake_waiters run on empty words), deadline nodes and timers,
-// explicit causes, lists longer than three, the threshold that triggers a cleaning pass, and
-// an unlinker's hand-over racing a concurrent destroy (t is destroyed before the threads start;
+// simulated, so a relaxed retain_unless_dying cannot be planted), callbacks (no registration is
+// made; the completion's take_callbacks and wake_waiters run on empty words), deadline nodes and
+// timers, explicit causes, lists longer than three, the threshold that triggers a cleaning pass,
+// and an unlinker's hand-over racing a concurrent destroy (t is destroyed before the threads start;
 // releasing it from a third thread met the unlink too rarely to catch a planted split of
 // destroy's fetch_or into a load and a store in 100k executions).
 #include <cstdlib>

@@ -63,17 +63,6 @@ void take_callbacks_now(CancelNode* c, RunQueue& run) noexcept;
 // Runs what `run` holds, claiming each callback only when the previous one has returned, and
 // drops the queue's references.
 void run_callbacks(RunQueue& run) noexcept;
-// A counted reference taken from a pointer read under a guard; fails if the node's last handle
-// is already gone (then it is complete and about to be retired).
-inline bool try_ref(CancelNode* n) noexcept {
-  std::uint32_t r = n->refs.load(std::memory_order_relaxed);
-  // Acquire on success: we then read fields of n written before its publication.
-  while (r != 0)
-    if (n->refs.compare_exchange_weak(r, r + 1, std::memory_order_acquire,
-                                      std::memory_order_relaxed))
-      return true;
-  return false;
-}
 
 // Frees c's callback chunks (from the deleter: nothing can reach them any more).
 void free_callback_chunks(CancelNode* c) noexcept;

@@ -109,6 +109,25 @@ void link_child(CancelNode* x, CancelNode* c) noexcept {
   }
 }
 
+// Unlinks marked `cur` (whose successor is `succ`) from pred's link, or from x's head when pred
+// is null; `head` is the head word last read, and on return the one now seen (after a failed
+// CAS: what it found). False if the link no longer leads to cur. Caller holds a Guard.
+bool unlink_marked(CancelNode* x, CancelNode* pred, std::uint64_t& head, CancelNode* cur,
+                   CancelNode* succ) noexcept {
+  if (pred == nullptr) {
+    if (first_child(head) != cur) return false;
+    // seq_cst: a step of the list protocol (see the top of this file).
+    if (!x->word.compare_exchange_strong(head, with_first_child(head, succ),
+                                         std::memory_order_seq_cst))
+      return false;
+    head = with_first_child(head, succ);
+    return true;
+  }
+  std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
+  return pred->next.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(succ),
+                                            std::memory_order_seq_cst);
+}
+
 // Searches x's list for `target` (marked by the caller) from the head, unlinking every marked node
 // it meets (Harris-Michael). Caller holds a Guard.
 enum class Search { unlinked, gone, gave_up };
@@ -130,17 +149,7 @@ Search search_unlink(CancelNode* x, CancelNode* target) noexcept {
       }
       // cur is logically removed: unlink it from pred (fails if pred changed or got marked).
       CancelNode* succ = link_ptr(n);
-      bool ok;
-      if (pred == nullptr) {
-        ok = first_child(head) == cur &&
-             x->word.compare_exchange_strong(head, with_first_child(head, succ),
-                                             std::memory_order_seq_cst);
-        if (ok) head = with_first_child(head, succ);
-      } else {
-        std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
-        ok = pred->next.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(succ),
-                                                std::memory_order_seq_cst);
-      }
+      const bool ok = unlink_marked(x, pred, head, cur, succ);
       CTXTREE_HOOK(remove_child);
       if (!ok) {
         restart = true;
@@ -191,7 +200,8 @@ void clean(CancelNode* x) noexcept {
 #if CTXTREE_MUTANT(EPOCH_REPIN_UNHELD)  // planted bug: re-pins without holding pred
     if (++steps >= EpochTree::kRepinEvery) {
 #else
-    if (++steps >= EpochTree::kRepinEvery && (pred == nullptr || pred == held || try_ref(pred))) {
+    if (++steps >= EpochTree::kRepinEvery &&
+        (pred == nullptr || pred == held || detail::retain_unless_dying(pred))) {
       if (pred != held) {
         if (held != nullptr) unref(held);
         held = pred;
@@ -222,18 +232,7 @@ void clean(CancelNode* x) noexcept {
       continue;
     }
     CancelNode* succ = link_ptr(n);
-    bool ok;
-    if (pred == nullptr) {
-      ok = first_child(head) == cur &&
-           x->word.compare_exchange_strong(head, with_first_child(head, succ),
-                                           std::memory_order_seq_cst);
-      if (ok) head = with_first_child(head, succ);
-    } else {
-      std::uintptr_t expected = reinterpret_cast<std::uintptr_t>(cur);
-      ok = pred->next.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(succ),
-                                              std::memory_order_seq_cst);
-    }
-    if (!ok) {
+    if (!unlink_marked(x, pred, head, cur, succ)) {
       restart();
       continue;
     }
@@ -252,12 +251,10 @@ void clean_head_run(CancelNode* x) noexcept {
   for (CancelNode* cur = first_child(head); cur != nullptr;) {
     const std::uintptr_t n = cur->next.load(std::memory_order_seq_cst);
     if ((n & kMarked) == 0) return;
-    if (!x->word.compare_exchange_strong(head, with_first_child(head, link_ptr(n)),
-                                         std::memory_order_seq_cst)) {
+    if (!unlink_marked(x, nullptr, head, cur, link_ptr(n))) {
       cur = first_child(head);  // head was reloaded by the failed CAS
       continue;
     }
-    head = with_first_child(head, link_ptr(n));
     hand_over_unlinked(x, cur);
     cur = link_ptr(n);
   }
@@ -320,7 +317,7 @@ void completed(CancelNode* n, std::uint64_t word, RunQueue& run) noexcept {
   if (take_callbacks(n, run)) {
     // DoneCallback and after_func registrations hold a reference, so a node whose last handle
     // is gone has none left to wait for: its callbacks can be claimed at once.
-    if (try_ref(n))
+    if (detail::retain_unless_dying(n))
       queue_callbacks(n, run);
     else
       take_callbacks_now(n, run);
@@ -373,7 +370,8 @@ void help(CancelNode* root, RunQueue& run) noexcept {
       // tombstone at the same step count forever: a livelock. From an unmarked node a restart
       // needs a mark made after our check, and each node is marked once, so restarts are finite.
       if (++steps >= EpochTree::kRepinEvery &&
-          (y->next.load(std::memory_order_seq_cst) & kMarked) == 0 && try_ref(y)) {
+          (y->next.load(std::memory_order_seq_cst) & kMarked) == 0 &&
+          detail::retain_unless_dying(y)) {
         steps = 0;
         guard.repin();
         resume = y;
@@ -382,7 +380,7 @@ void help(CancelNode* root, RunQueue& run) noexcept {
       std::uint64_t w = y->word.load(std::memory_order_seq_cst);
       if ((w & kComplete) == 0) {
         if (claim_inherited(y, cur_err, w)) completed(y, w, run);
-        if ((w & kComplete) == 0 && try_ref(y)) {
+        if ((w & kComplete) == 0 && detail::retain_unless_dying(y)) {
           descend = y;
           break;
         }

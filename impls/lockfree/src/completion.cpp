@@ -12,18 +12,6 @@ namespace {
 
 // ---- completion and the walk
 
-// One more reference to c unless it has none left (c is dying; its memory is still safe to read:
-// the caller holds c, or c's parent's gate does).
-bool retain_unless_dying(CancelNode* c) noexcept {
-  std::uint32_t r = c->refs.load(std::memory_order_relaxed);  // the CAS re-checks
-  do {
-    if (r == 0) return false;
-    // Relaxed: as detail::retain; the reference taken is ordered by its later release.
-  } while (!c->refs.compare_exchange_weak(r, r + 1, std::memory_order_relaxed,
-                                          std::memory_order_relaxed));
-  return true;
-}
-
 // Takes callback slot `slot` for running, against remove_listener; the callback if taken.
 Callback* take_callback(detail::Atomic<std::uintptr_t>& slot) noexcept {
   std::uintptr_t v = slot.load(std::memory_order_relaxed);  // the CAS re-checks
@@ -80,7 +68,7 @@ void close_set(CancelNode* c, RunList& run) noexcept {
   for (Word* w = &e->first; w != nullptr; w = w->next.load(std::memory_order_acquire))
     callbacks |= (close_word(w) & kCallbackHint) != 0;
   if (!callbacks) return;
-  if (retain_unless_dying(c)) {
+  if (detail::retain_unless_dying(c)) {
     e->run_next = run.head;  // only c's completer writes it
     run.head = c;
     return;

@@ -120,6 +120,21 @@ inline void retain(Node<Tree>* n) noexcept {
   if (!is_root(n->kind)) n->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
+// One more reference to a non-root node the caller reached without holding one (a walker, under a
+// gate or an epoch guard that keeps its memory readable), unless its last reference is already
+// gone: false then, and the node is dying.
+template <class Tree>
+inline bool retain_unless_dying(Node<Tree>* n) noexcept {
+  std::uint32_t r = n->refs.load(std::memory_order_relaxed);  // the CAS re-checks
+  while (r != 0)
+    // Acquire on success: pairs with the release half of earlier drops, so the caller, which
+    // holds no reference yet, sees what their owners wrote before dropping (plain fields too).
+    if (n->refs.compare_exchange_weak(r, r + 1, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+      return true;
+  return false;
+}
+
 // Drops one reference; frees the node, then its parent, and so on up the path while counts reach
 // zero — iteratively, so dropping the last handle of a million-deep chain uses no stack. A dying
 // merge node holds a second path: it waits on a list threaded through the dying merge nodes
