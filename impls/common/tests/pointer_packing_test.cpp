@@ -10,6 +10,7 @@ namespace {
 
 using ctxtree::detail::checked_address;
 using ctxtree::detail::fits_packed;
+using ctxtree::detail::PackedPointer;
 
 TEST(PointerPacking, AddressesBelowTheWidthFit) {
   EXPECT_TRUE(fits_packed(0, 48));
@@ -35,6 +36,30 @@ TEST(PointerPackingDeathTest, CheckedAddressStopsWithAMessageNamingWhereAndTheWi
 TEST(PointerPacking, CheckedAddressReturnsAFittingAddressUnchanged) {
   int x = 0;
   EXPECT_EQ(checked_address<48>(&x, "test"), reinterpret_cast<std::uintptr_t>(&x));
+}
+
+TEST(PackedPointer, PackKeepsThePointerAndTheNumberApart) {
+  alignas(16) int x = 0;
+  const std::uint64_t w = PackedPointer<48>::pack(&x, 0xbeef, "test");
+  EXPECT_EQ(PackedPointer<48>::pointer<int>(w), &x);
+  EXPECT_EQ(PackedPointer<48>::number(w), 0xbeefu);
+}
+
+TEST(PackedPointer, WithPointerReplacesOnlyThePointer) {
+  alignas(16) int x = 0;
+  alignas(16) int y = 0;
+  const std::uint64_t w = PackedPointer<56>::pack(&x, 0x3, "test");
+  const std::uint64_t v = PackedPointer<56>::with_pointer(w, &y);
+  EXPECT_EQ(PackedPointer<56>::pointer<int>(v), &y);
+  EXPECT_EQ(PackedPointer<56>::number(v), 0x3u);
+  EXPECT_EQ(PackedPointer<56>::pointer<int>(PackedPointer<56>::with_pointer(v, nullptr)), nullptr);
+}
+
+TEST(PackedPointerDeathTest, PackStopsOnAnAddressThatDoesNotFit) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto* high = reinterpret_cast<const void*>(std::uintptr_t{0x1'0000'0000'0000});
+  EXPECT_DEATH((void)PackedPointer<48>::pack(high, 1, "a slot word"),
+               "ctxtree: a slot word: address 0x1000000000000 does not fit in 48 bits");
 }
 
 }  // namespace

@@ -17,16 +17,14 @@ namespace {
 // A bucket word: the 16-bit epoch tag in the top bits, the chain head in the rest (a retired
 // object's address must fit in 48 bits: checked by retire, see ctxtree/detail/pointer_packing.hpp).
 constexpr int kTagShift = kAddressBits;
-constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << kTagShift) - 1;
+using Packing = detail::PackedPointer<kTagShift>;
+constexpr std::uint64_t kPtrMask = Packing::kPointerMask;
 
 std::uint64_t tag_of(std::uint64_t epoch) noexcept { return epoch & 0xffff; }
-std::uint64_t bucket_tag(std::uint64_t w) noexcept { return w >> kTagShift; }
-Retired* bucket_ptr(std::uint64_t w) noexcept {
-  return reinterpret_cast<Retired*>(static_cast<std::uintptr_t>(w & kPtrMask));
-}
+std::uint64_t bucket_tag(std::uint64_t w) noexcept { return Packing::number(w); }
+Retired* bucket_ptr(std::uint64_t w) noexcept { return Packing::pointer<Retired>(w); }
 std::uint64_t bucket_word(std::uint64_t epoch, Retired* r) noexcept {
-  return (tag_of(epoch) << kTagShift) |
-         static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(r));
+  return Packing::with_pointer(tag_of(epoch) << kTagShift, r);
 }
 // Garbage tagged `tag` is expired once the epoch is two past it. Sound only if `epoch` is at
 // least the epoch the tag was taken from (see collect_record): then a true difference below 2

@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "ctxtree/detail/cause_table.hpp"
+#include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch_tree.hpp"
 
 namespace ctxtree::epoch_detail {
@@ -22,12 +23,15 @@ inline constexpr std::uintptr_t kLinkFlags = 15;
 inline CancelNode* link_ptr(std::uintptr_t v) noexcept {
   return reinterpret_cast<CancelNode*>(v & ~kLinkFlags);
 }
+// CancelNode::word: the first child in the low kErrShift bits (checked when the node was made),
+// the done state above.
+using WordPacking = detail::PackedPointer<EpochTree::kErrShift>;
+static_assert(WordPacking::kPointerMask == EpochTree::kChildMask);
 inline CancelNode* first_child(std::uint64_t word) noexcept {
-  return reinterpret_cast<CancelNode*>(static_cast<std::uintptr_t>(word & EpochTree::kChildMask));
+  return WordPacking::pointer<CancelNode>(word);
 }
 inline std::uint64_t with_first_child(std::uint64_t word, const CancelNode* c) noexcept {
-  return (word & ~EpochTree::kChildMask) |
-         static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(c));
+  return WordPacking::with_pointer(word, c);
 }
 inline std::uint32_t err_of(std::uint64_t word) noexcept {
   return static_cast<std::uint32_t>(word >> EpochTree::kErrShift) & 3;

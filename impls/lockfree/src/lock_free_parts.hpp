@@ -24,20 +24,20 @@ namespace lockfree {
 // where it is packed (Word*) or allocated (CancelNode*, kept in Extras::gate); see
 // ctxtree/detail/pointer_packing.hpp
 inline constexpr int kPackShift = 48;
-inline constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << kPackShift) - 1;
+using Packing = detail::PackedPointer<kPackShift>;
+inline constexpr std::uintptr_t kPtrMask = Packing::kPointerMask;
 static_assert(sizeof(void*) == 8, "LockFreeTree packs integers into the top bits of pointers");
 
 template <class T>
 std::uintptr_t pack(T* p, unsigned small) noexcept {
-  return detail::checked_address<kPackShift>(p, "LockFreeTree slot word") |
-         (std::uintptr_t{small} << kPackShift);
+  return Packing::pack(p, small, "LockFreeTree slot word");
 }
 template <class T>
 T* unpack(std::uintptr_t v) noexcept {
-  return reinterpret_cast<T*>(v & kPtrMask);
+  return Packing::pointer<T>(v);
 }
 inline unsigned slot_index(std::uintptr_t v) noexcept {
-  return static_cast<unsigned>(v >> kPackShift);
+  return static_cast<unsigned>(Packing::number(v));
 }
 
 // ---- Word::bits: slot i is reserved (bit i) then published (bit 32 + i)

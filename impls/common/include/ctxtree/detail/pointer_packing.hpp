@@ -32,4 +32,26 @@ inline std::uintptr_t checked_address(const void* p, const char* where) noexcept
   return a;
 }
 
+// A 64-bit word holding a pointer in its low `Bits` bits and a number in the bits above: the one
+// packing every lock-free word uses.
+template <int Bits>
+struct PackedPointer {
+  static_assert(Bits > 0 && Bits < 64);
+  static constexpr std::uint64_t kPointerMask = (std::uint64_t{1} << Bits) - 1;
+
+  // `p`, checked to fit (see above), with `number` above it.
+  static std::uint64_t pack(const void* p, std::uint64_t number, const char* where) noexcept {
+    return checked_address<Bits>(p, where) | number << Bits;
+  }
+  // `w` with its pointer replaced by `p`, which was checked where it was allocated or packed.
+  static std::uint64_t with_pointer(std::uint64_t w, const void* p) noexcept {
+    return (w & ~kPointerMask) | reinterpret_cast<std::uintptr_t>(p);
+  }
+  template <class T>
+  static T* pointer(std::uint64_t w) noexcept {
+    return reinterpret_cast<T*>(static_cast<std::uintptr_t>(w & kPointerMask));
+  }
+  static std::uint64_t number(std::uint64_t w) noexcept { return w >> Bits; }
+};
+
 }  // namespace ctxtree::detail
