@@ -513,14 +513,6 @@ std::size_t EpochTree::child_count(const CancelNode* c) noexcept {
   return n;
 }
 
-detail::TimerEntry* EpochTree::timer_of(CancelNode* c) noexcept {
-  return static_cast<TimerNode*>(c);
-}
-
-EpochTree::CancelNode* EpochTree::from_timer(detail::TimerEntry* t) noexcept {
-  return static_cast<TimerNode*>(t);
-}
-
 bool EpochTree::destroy(CancelNode* c) noexcept {
   // Every child has been destroyed before c (each held c). Those still in c's list are tombstones
   // nobody will unlink now: walks skip complete nodes, so they are unreachable. Retire them.

@@ -105,11 +105,6 @@ bool LockFreeTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
   return removed;
 }
 
-std::stop_token LockFreeTree::stop_token(CancelNode* c) {
-  // The shared bridge registers before it publishes: a token handed out is always registered.
-  return detail::bridge_stop_token<LockFreeTree>(c);
-}
-
 std::size_t LockFreeTree::child_count(const CancelNode* c) noexcept {
   // Acquire: `extras` when kHasExtras. A done node has handed its children to the walk.
   const std::uint64_t s = c->state.load(std::memory_order_acquire);
@@ -133,14 +128,6 @@ std::size_t LockFreeTree::slot_capacity(const CancelNode* c) noexcept {
        w = w->next.load(std::memory_order_acquire))
     n += lockfree::kSlotsPerWord;
   return n;
-}
-
-detail::TimerEntry* LockFreeTree::timer_of(CancelNode* c) noexcept {
-  return static_cast<TimerNode*>(c);
-}
-
-LockFreeTree::CancelNode* LockFreeTree::from_timer(detail::TimerEntry* t) noexcept {
-  return static_cast<TimerNode*>(t);
 }
 
 bool LockFreeTree::destroy(CancelNode* c) noexcept {

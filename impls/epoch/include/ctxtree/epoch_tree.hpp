@@ -57,11 +57,13 @@
 #include "ctxtree/context.hpp"
 #include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/timer.hpp"
+#include "ctxtree/detail/tree_defaults.hpp"
 #include "ctxtree/registry.hpp"
 
 namespace ctxtree {
 
-struct EpochTree {
+// TreeDefaults supplies stop_token (the shared bridge), timer_of and from_timer.
+struct EpochTree : detail::TreeDefaults<EpochTree> {
   static constexpr std::string_view name = "epoch";
   static constexpr int index = registry_index<EpochTree, AllTrees>;
 
@@ -77,12 +79,7 @@ struct EpochTree {
   static bool wait_until(const CancelNode* c, std::optional<Clock::time_point> t) noexcept;
   static bool add_listener(CancelNode* c, detail::Callback* cb);
   static bool remove_listener(CancelNode* c, detail::Callback* cb) noexcept;
-  static std::stop_token stop_token(CancelNode* c) {
-    return detail::bridge_stop_token<EpochTree>(c);
-  }
   static std::size_t child_count(const CancelNode* c) noexcept;
-  static detail::TimerEntry* timer_of(CancelNode* c) noexcept;
-  static CancelNode* from_timer(detail::TimerEntry* t) noexcept;
   static bool destroy(CancelNode* c) noexcept;
   static void reclaim() noexcept;
 

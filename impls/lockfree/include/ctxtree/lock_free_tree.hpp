@@ -83,11 +83,13 @@
 #include "ctxtree/context.hpp"
 #include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/timer.hpp"
+#include "ctxtree/detail/tree_defaults.hpp"
 #include "ctxtree/registry.hpp"
 
 namespace ctxtree {
 
-struct LockFreeTree {
+// TreeDefaults supplies stop_token (the shared bridge), timer_of, from_timer and reclaim.
+struct LockFreeTree : detail::TreeDefaults<LockFreeTree> {
   static constexpr std::string_view name = "lockfree";
   static constexpr int index = registry_index<LockFreeTree, AllTrees>;
 
@@ -113,12 +115,8 @@ struct LockFreeTree {
   static bool wait_until(const CancelNode* c, std::optional<Clock::time_point> t) noexcept;
   static bool add_listener(CancelNode* c, detail::Callback* cb);
   static bool remove_listener(CancelNode* c, detail::Callback* cb) noexcept;
-  static std::stop_token stop_token(CancelNode* c);
   static std::size_t child_count(const CancelNode* c) noexcept;
-  static detail::TimerEntry* timer_of(CancelNode* c) noexcept;
-  static CancelNode* from_timer(detail::TimerEntry* t) noexcept;
   static bool destroy(CancelNode* c) noexcept;
-  static void reclaim() noexcept {}
 
   // White-box introspection for tests: slots allocated in c's child/callback set (0 if none).
   static std::size_t slot_capacity(const CancelNode* c) noexcept;
