@@ -131,7 +131,7 @@ detail::Atomic<std::uintptr_t>* place_inline(CancelNode* c, Callback* cb) noexce
 
 // Ends cb's registration if completion has not taken it: one CAS on its recorded slot.
 bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
-  auto* s = static_cast<detail::Atomic<std::uintptr_t>*>(cb->owner);
+  detail::Atomic<std::uintptr_t>* s = cb->registration<detail::Atomic<std::uintptr_t>*>();
   std::uintptr_t expected = bits_of(cb);
   // acq_rel: one winner against the completer's exchange; the winner owns the registration.
   if (!s->compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
@@ -193,7 +193,7 @@ bool EpochTree::add_listener(CancelNode* c, Callback* cb) {
     if (v & kClosed) return false;
     slot = place(chunk_of(v), cb);
   }
-  cb->owner = slot;  // read by remove_listener, which the owner calls later
+  cb->make_registration(slot);  // the slot: read by remove_listener, which the owner calls later
   CTXTREE_HOOK(callback_register);
   // seq_cst: if the completion's CAS on the node's word came first, we see it here, and the
   // completer then either took cb (our undo fails: it will run cb) or not (our undo succeeds:

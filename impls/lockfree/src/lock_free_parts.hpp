@@ -161,6 +161,12 @@ inline bool is_child(std::uintptr_t entry) noexcept { return entry != 0 && (entr
 
 inline CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anchor; }
 
+// A callback's registration (Callback::registration): the slot it was published in.
+struct CallbackPlace {
+  Word* word;
+  unsigned bit;
+};
+
 // ---- node memory (node_memory.cpp)
 
 // A block for a CancelNode (not a timer node): from this thread's cache of freed ones, or new.

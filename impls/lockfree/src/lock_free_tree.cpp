@@ -16,6 +16,7 @@ namespace ctxtree {
 using detail::Callback;
 using detail::HookPoint;
 using detail::Kind;
+using lockfree::CallbackPlace;
 using lockfree::is_child;
 using lockfree::kCallbackHint;
 using lockfree::kCallbackTag;
@@ -80,16 +81,15 @@ bool LockFreeTree::wait_until(const CancelNode* c, std::optional<Clock::time_poi
 bool LockFreeTree::add_listener(CancelNode* c, Callback* cb) {
   const Reservation r = lockfree::reserve(c, HookPoint::callback_register);
   if (r.word == nullptr) return false;
-  cb->owner = r.word;  // read by remove_listener, which its owner calls after this returns
-  cb->tree_word.store(r.bit, std::memory_order_relaxed);
+  // Read by remove_listener, which its owner calls after this returns.
+  cb->make_registration(CallbackPlace{r.word, r.bit});
   return lockfree::publish(r, reinterpret_cast<std::uintptr_t>(cb) | kCallbackTag, kCallbackHint,
                            HookPoint::callback_register);
 }
 
 bool LockFreeTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
   CTXTREE_HOOK(callback_remove);
-  auto* w = static_cast<Word*>(cb->owner);
-  const auto bit = static_cast<unsigned>(cb->tree_word.load(std::memory_order_relaxed));
+  const auto [w, bit] = cb->registration<CallbackPlace>();
   const std::uint64_t b = lockfree::clear_slot(w, bit, /*only_open=*/true);
   CTXTREE_HOOK(remove_child);
   if (!(b & kClosed)) {

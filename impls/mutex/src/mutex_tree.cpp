@@ -49,17 +49,27 @@ struct RunQueue {
   Callback* claimed = nullptr;
 };
 
+// A callback's registration (Callback::registration): its links in c's callback list and c
+// itself, or all null once it is unlinked (claimed by the completer or removed). Guarded by
+// c's mutex.
+struct Registration {
+  Callback* prev = nullptr;
+  Callback* next = nullptr;
+  CancelNode* owner = nullptr;
+};
+
 // Unlinks cb from c's callback list (caller holds c->mu).
 void unlink_callback(CancelNode* c, Callback* cb) noexcept {
-  if (cb->prev != nullptr)
-    cb->prev->next = cb->next;
+  Registration& r = cb->registration<Registration>();
+  if (r.prev != nullptr)
+    r.prev->registration<Registration>().next = r.next;
   else
-    c->first_callback = cb->next;
-  if (cb->next != nullptr)
-    cb->next->prev = cb->prev;
+    c->first_callback = r.next;
+  if (r.next != nullptr)
+    r.next->registration<Registration>().prev = r.prev;
   else
-    c->last_callback = cb->prev;
-  cb->owner = cb->prev = cb->next = nullptr;
+    c->last_callback = r.prev;
+  r = {};
 }
 
 // Marks `c` done (caller holds c->mu and has checked it is live). Its oldest callback, if counted
@@ -196,11 +206,9 @@ bool MutexTree::add_listener(CancelNode* c, Callback* cb) {
   CTXTREE_HOOK(callback_register);
   std::lock_guard lock(c->mu);
   if (c->done.err_bits() != 0) return false;
-  cb->owner = c;
-  cb->prev = nullptr;
-  cb->next = c->first_callback;
+  cb->make_registration(Registration{nullptr, c->first_callback, c});
   if (c->first_callback != nullptr)
-    c->first_callback->prev = cb;
+    c->first_callback->registration<Registration>().prev = cb;
   else
     c->last_callback = cb;
   c->first_callback = cb;
@@ -210,7 +218,7 @@ bool MutexTree::add_listener(CancelNode* c, Callback* cb) {
 bool MutexTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
   CTXTREE_HOOK(callback_remove);
   std::lock_guard lock(c->mu);
-  if (cb->owner != c) return false;  // the completer claimed it
+  if (cb->registration<Registration>().owner != c) return false;  // the completer claimed it
   unlink_callback(c, cb);
   return true;
 }

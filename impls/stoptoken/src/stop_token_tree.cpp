@@ -230,7 +230,7 @@ bool StopTokenTree::add_listener(CancelNode* c, Callback* cb) {
   CTXTREE_HOOK(callback_register);
   if (c->done.err_bits() != 0) return false;
   auto* reg = new ListenerReg(cb);
-  cb->owner = reg;  // read by remove_listener, which the owner calls after this returns
+  cb->make_registration(reg);  // read by remove_listener, which the owner calls after add returns
   reg->registration.emplace(c->source.get_token(), ListenerReg::Invoke{reg});
   // Acquire: an inline claim happened on this thread; a runner's claim needs no reading here.
   if (reg->word.load(std::memory_order_acquire) == kClaimedInline) {
@@ -243,7 +243,7 @@ bool StopTokenTree::add_listener(CancelNode* c, Callback* cb) {
 
 bool StopTokenTree::remove_listener(CancelNode*, Callback* cb) noexcept {
   CTXTREE_HOOK(callback_remove);
-  auto* reg = static_cast<ListenerReg*>(cb->owner);
+  ListenerReg* reg = cb->registration<ListenerReg*>();
   if (!reg->claim(kClaimedByRemove)) {
     // A runner claimed it and skips it (this owner's try_stop won): the registration's
     // reference was left to us.

@@ -63,18 +63,28 @@ void walk(CancelNode* root, std::uint32_t err, std::error_code cause, RunQueue& 
   }
 }
 
+// A callback's registration (Callback::registration): its links in c's callback list and c
+// itself, or all null once it is unlinked (claimed by the completer or removed). Guarded by
+// g_mu.
+struct Registration {
+  Callback* prev = nullptr;
+  Callback* next = nullptr;
+  CancelNode* owner = nullptr;
+};
+
 // Unlinks cb from c's callback list (caller holds g_mu); a null owner tells remove_listener
 // that completion took it.
 void unlink_callback(CancelNode* c, Callback* cb) noexcept {
-  if (cb->prev != nullptr)
-    cb->prev->next = cb->next;
+  Registration& r = cb->registration<Registration>();
+  if (r.prev != nullptr)
+    r.prev->registration<Registration>().next = r.next;
   else
-    c->first_callback = cb->next;
-  if (cb->next != nullptr)
-    cb->next->prev = cb->prev;
+    c->first_callback = r.next;
+  if (r.next != nullptr)
+    r.next->registration<Registration>().prev = r.prev;
   else
-    c->last_callback = cb->prev;
-  cb->owner = cb->prev = cb->next = nullptr;
+    c->last_callback = r.prev;
+  r = {};
 }
 
 // The oldest callback still registered on completed c, or null; `more` tells whether another
@@ -162,11 +172,9 @@ bool GlobalLockTree::add_listener(CancelNode* c, Callback* cb) {
   CTXTREE_HOOK(callback_register);
   std::lock_guard lock(g_mu);
   if (c->done.err_bits() != 0) return false;
-  cb->owner = c;
-  cb->prev = nullptr;
-  cb->next = c->first_callback;
+  cb->make_registration(Registration{nullptr, c->first_callback, c});
   if (c->first_callback != nullptr)
-    c->first_callback->prev = cb;
+    c->first_callback->registration<Registration>().prev = cb;
   else
     c->last_callback = cb;
   c->first_callback = cb;
@@ -176,7 +184,7 @@ bool GlobalLockTree::add_listener(CancelNode* c, Callback* cb) {
 bool GlobalLockTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
   CTXTREE_HOOK(callback_remove);
   std::lock_guard lock(g_mu);
-  if (cb->owner != c) return false;  // the completer claimed it
+  if (cb->registration<Registration>().owner != c) return false;  // the completer claimed it
   unlink_callback(c, cb);
   return true;
 }

@@ -1,13 +1,13 @@
 // ctxtree/detail/callback.hpp — callbacks registered on a node (after_func, DoneCallback,
 // stop_token), shared by every tree.
 //
-// A tree keeps registered callbacks in its own structure (the link fields below are the tree's)
-// and, when it completes the node, runs them with run_claimed() after releasing its locks: it
-// leaves them registered on their completed nodes and claims each one only when the previous one
-// has returned. A callback not yet claimed is still registered, so its owner's destructor (inside
-// a sibling, or on another thread) removes it without waiting; only a claimed one is waited for,
-// and that wait lasts at most this one callback's run. A counted callback (is_counted) is never
-// waited for, so a tree may claim it already while it completes the node.
+// A tree keeps registered callbacks in its own structure (and its own record in each callback's
+// registration) and, when it completes the node, runs them with run_claimed() after releasing its
+// locks: it leaves them registered on their completed nodes and claims each one only when the
+// previous one has returned. A callback not yet claimed is still registered, so its owner's
+// destructor (inside a sibling, or on another thread) removes it without waiting; only a claimed
+// one is waited for, and that wait lasts at most this one callback's run. A counted callback
+// (is_counted) is never waited for, so a tree may claim it already while it completes the node.
 // Whether a callback runs or is stopped is decided here, on `state`, by one CAS — so exactly one
 // of "stop returned true" and "f ran" happens, whatever the race (Go's once-flag).
 //
@@ -15,9 +15,12 @@
 // callbacks) when the tree no longer touches the callback; kWaiters marks a sleeper on the word.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <stop_token>
 #include <thread>
+#include <type_traits>
 
 #include "ctxtree/detail/atomic.hpp"
 
@@ -41,11 +44,27 @@ struct Callback {
   const Fn invoke;                   // runs the user's function; noexcept: a throw terminates
   const Fn release;                  // the tree's registration is over
 
-  // The tree's fields while the callback is registered; guarded by the tree.
-  Callback* prev = nullptr;
+  // The completer's list of callbacks it has claimed and will run (run_claimed_after); written
+  // and read only by that thread.
   Callback* next = nullptr;
-  void* owner = nullptr;
-  Atomic<std::uintptr_t> tree_word{0};
+
+  // The registration, while the callback is registered: three words that the tree it is
+  // registered with owns and types as its own record R (make_registration in add_listener, then
+  // registration<R>()), guarded by that tree. R must fit and be trivially destructible.
+  template <class R>
+  R& make_registration(const R& r) noexcept {
+    static_assert(sizeof(R) <= sizeof registration_storage);
+    static_assert(alignof(R) <= alignof(void*));
+    static_assert(std::is_trivially_destructible_v<R> && std::is_trivially_copyable_v<R>);
+    return *new (registration_storage) R(r);
+  }
+  template <class R>
+  R& registration() noexcept {
+    return *std::launder(reinterpret_cast<R*>(registration_storage));
+  }
+
+ private:
+  alignas(void*) std::byte registration_storage[3 * sizeof(void*)];
 };
 
 // Runs `cb` unless it was stopped, then ends the registration. True if f ran (or started);
