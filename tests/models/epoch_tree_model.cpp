@@ -222,21 +222,10 @@ struct RepinModel : ctxtree_model::Model<RepinModel, 2> {
 // `--model NAME` (first on the command line) runs only that model: a mutant's test runs the model
 // that catches it. Other arguments go to ctxtree_model::run.
 int main(int argc, char** argv) {
-  // destroy() counts a retired node live on the thread's counter shard, made on first use. Made
-  // here, outside the checker, so that every execution (and a replay of one) starts alike.
+  // Nodes are counted on the thread's counter shard, made on first use: made here, outside the
+  // checker, so that every execution (and a replay of one) starts alike.
   (void)ctxtree::detail::counter_shard();
-  std::string_view only;
-  if (argc >= 3 && std::string_view(argv[1]) == "--model") {
-    only = argv[2];
-    argv[2] = argv[0];
-    argv += 2;
-    argc -= 2;
-  }
-  struct Entry {
-    std::string_view name;
-    int (*run)(int, char**);
-  };
-  static constexpr Entry kModels[] = {
+  static constexpr ctxtree_model::NamedModel kModels[] = {
       {"help",
        [](int c, char** v) {
          return ctxtree_model::run<HelpModel>(c, v, {rl::sched_random, 100000, 0});
@@ -250,16 +239,5 @@ int main(int argc, char** argv) {
          return ctxtree_model::run<RepinModel>(c, v, {rl::sched_random, 100000, 0});
        }},
   };
-  int result = 0;
-  bool ran = false;
-  for (const Entry& m : kModels) {
-    if (!only.empty() && m.name != only) continue;
-    ran = true;
-    if (const int r = m.run(argc, argv); r != 0 && result == 0) result = r;
-  }
-  if (!ran) {
-    std::cerr << "no model named " << only << '\n';
-    return 2;
-  }
-  return result;
+  return ctxtree_model::run_models(argc, argv, kModels);
 }

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <span>
 #include <string_view>
 
 #include "ctxtree_model/futex.hpp"
@@ -103,6 +104,37 @@ int run(int argc, char** argv, Search search) {
   if (search.type == rl::sched_bound) std::cout << ", preemption bound " << search.bound;
   std::cout << '\n';
   return rl::simulate<Suite>(params) ? 0 : 1;
+}
+
+// A model a binary offers by name.
+struct NamedModel {
+  std::string_view name;
+  int (*run)(int, char**);
+};
+
+// `--model NAME`, first on the command line, runs only that model (a mutant's test runs the model
+// that catches it); without it, every model runs. Other arguments go to run(). Returns the first
+// failing model's code, or 2 for an unknown name.
+inline int run_models(int argc, char** argv, std::span<const NamedModel> models) {
+  std::string_view only;
+  if (argc >= 3 && std::string_view(argv[1]) == "--model") {
+    only = argv[2];
+    argv[2] = argv[0];
+    argv += 2;
+    argc -= 2;
+  }
+  int result = 0;
+  bool ran = false;
+  for (const NamedModel& m : models) {
+    if (!only.empty() && m.name != only) continue;
+    ran = true;
+    if (const int r = m.run(argc, argv); r != 0 && result == 0) result = r;
+  }
+  if (!ran) {
+    std::cerr << "no model named " << only << '\n';
+    return 2;
+  }
+  return result;
 }
 
 }  // namespace ctxtree_model
