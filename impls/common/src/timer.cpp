@@ -14,12 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include "ctxtree/clock.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/futex.hpp"
 
 namespace ctxtree::detail {
-
-using Clock = std::chrono::steady_clock;
 
 // The heap's half of an armed entry: small and separately owned, so that cancelling a deadline
 // frees its node at once while the record waits in the heap for the timer thread to drop it. It

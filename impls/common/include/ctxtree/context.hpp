@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "ctxtree/clock.hpp"
 #include "ctxtree/detail/callback.hpp"
 #include "ctxtree/detail/deadline.hpp"
 #include "ctxtree/detail/node.hpp"
@@ -51,8 +52,6 @@
 #include "ctxtree/key.hpp"
 
 namespace ctxtree {
-
-using Clock = std::chrono::steady_clock;
 
 // No tree is named here: the default tree (Context<>, background()) is ctxtree/registry.hpp's.
 template <class Tree>
@@ -163,8 +162,6 @@ struct Access {
 };
 
 }  // namespace detail
-
-using detail::Clock;
 
 // Done: a waitable view of a node's done signal. Keeps the node alive.
 template <class Tree>

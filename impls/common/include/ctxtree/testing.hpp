@@ -26,11 +26,13 @@
 
 #include <chrono>
 
+#include "ctxtree/clock.hpp"
+
 namespace ctxtree::testing {
 
 class ManualClock {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = ctxtree::Clock;
 
   // Starts at Clock::now(). Throws std::logic_error if another ManualClock is alive.
   ManualClock();

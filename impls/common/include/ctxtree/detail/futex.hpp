@@ -11,11 +11,10 @@
 #include <cstdint>
 #include <optional>
 
+#include "ctxtree/clock.hpp"
 #include "ctxtree/detail/atomic.hpp"
 
 namespace ctxtree::detail {
-
-using Clock = std::chrono::steady_clock;
 
 #ifdef CTXTREE_MODEL
 // The model checker's simulated futex (tests/models) defines both calls.

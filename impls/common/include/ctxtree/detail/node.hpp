@@ -17,12 +17,12 @@
 #include <limits>
 #include <utility>
 
+#include "ctxtree/clock.hpp"
 #include "ctxtree/detail/debug_counters.hpp"
 #include "ctxtree/detail/values.hpp"
 
 namespace ctxtree::detail {
 
-using Clock = std::chrono::steady_clock;
 inline constexpr Clock::rep kNoDeadline = std::numeric_limits<Clock::rep>::max();
 
 // merge: the layer of with_merged that holds the second parent; merged: its cancellable child.
