@@ -52,14 +52,14 @@ void wake_waiters(const CancelNode* c) noexcept;
 
 // What a completing thread runs once its walk is over: completed nodes whose callbacks stay
 // registered until it claims them one at a time (each node queued with a reference), and
-// callbacks it claimed at completion (stop bridges and inline slots, which are counted; those of
+// callbacks it claimed at completion (inline slots, which are counted; those of
 // a node whose last handle is gone).
 struct RunQueue {
   CancelNode* nodes = nullptr;
   detail::Callback* claimed = nullptr;
 };
-// Closes c's callback word (c was just completed by this thread) and claims its stop bridge and
-// inline slot; true if c has a chunk list, whose callbacks then go to queue_callbacks (with a
+// Closes c's callback word (c was just completed by this thread) and claims its inline slot;
+// true if c has a chunk list, whose callbacks then go to queue_callbacks (with a
 // reference to c) or, when no reference can be had, to take_callbacks_now.
 bool take_callbacks(CancelNode* c, RunQueue& run) noexcept;
 void queue_callbacks(CancelNode* c, RunQueue& run) noexcept;

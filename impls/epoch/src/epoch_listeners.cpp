@@ -18,13 +18,10 @@ using namespace epoch_detail;
 namespace {
 
 // A callback word holds 0 or the node's first CallbackChunk* (set once, kept until the node is
-// freed), plus flags: kClosed is set once by the completing thread; kBridge registers the node's
-// own stop bridge (CancelBase::stop_bridge), which so never needs a slot: stop_token() cannot
-// fail for lack of memory after publishing its bridge. A slot (in a chunk, or the node's inline
-// tail.first_slot) holds 0, a Callback*, or kSlotTaken (the completer's).
+// freed), and kClosed, set once by the completing thread. A slot (in a chunk, or the node's inline
+// first_slot) holds 0, a Callback*, or kSlotTaken (the completer's). The node's stop bridge
+// is an ordinary counted callback here: it is registered before it is published.
 constexpr std::uintptr_t kClosed = 1;
-constexpr std::uintptr_t kBridge = 4;
-constexpr std::uintptr_t kFlags = kClosed | kBridge;
 constexpr std::uintptr_t kSlotTaken = 1;
 
 // Registrations sit in the slots of a list of chunks that only grows, by appending, and only
@@ -54,7 +51,7 @@ struct alignas(kChunkAlign) CallbackChunk {  // aligned: a slot's address gives 
 static_assert(sizeof(CallbackChunk) == kChunkAlign);
 
 CallbackChunk* chunk_of(std::uintptr_t v) noexcept {
-  return reinterpret_cast<CallbackChunk*>(v & ~kFlags);
+  return reinterpret_cast<CallbackChunk*>(v & ~kClosed);
 }
 CallbackChunk* chunk_of_slot(const void* slot) noexcept {
   return reinterpret_cast<CallbackChunk*>(reinterpret_cast<std::uintptr_t>(slot) &
@@ -120,7 +117,7 @@ detail::Atomic<std::uintptr_t>* place(CallbackChunk* first, Callback* cb) {
 // during its walk (nobody waits for a counted callback), so a node with one after_func needs
 // neither a chunk nor a place in the run queue.
 detail::Atomic<std::uintptr_t>* place_inline(CancelNode* c, Callback* cb) noexcept {
-  detail::Atomic<std::uintptr_t>& s = c->tail.first_slot;
+  detail::Atomic<std::uintptr_t>& s = c->first_slot;
   std::uintptr_t expected = 0;
   // seq_cst: Dekker with completion, as in put_in_chunk (take_callbacks passes an empty slot).
   if (s.load(std::memory_order_relaxed) == 0 &&
@@ -137,46 +134,22 @@ bool unlink_callback(CancelNode* c, Callback* cb) noexcept {
   if (!s->compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
                                   std::memory_order_relaxed))
     return false;
-  if (s == &c->tail.first_slot) return true;  // no chunk hints to update
+  if (s == &c->first_slot) return true;  // no chunk hints to update
   // Acquire: the first chunk was published before cb's registration, which this thread made or
   // follows (the owner removes what it registered).
-  CallbackChunk* first = chunk_of(c->tail.callbacks.load(std::memory_order_acquire));
+  CallbackChunk* first = chunk_of(c->callbacks.load(std::memory_order_acquire));
   first->free.fetch_add(1, std::memory_order_relaxed);
   first->room.store(chunk_of_slot(s), std::memory_order_release);
   return true;
-}
-
-// Registers the node's stop bridge by a flag: no allocation. Same Dekker protocol as the slots.
-bool add_bridge(CancelNode* c) noexcept {
-  detail::Atomic<std::uintptr_t>& word = c->tail.callbacks;
-  std::uintptr_t v = word.load(std::memory_order_acquire);
-  do {
-    if (v & kClosed) return false;
-    // seq_cst: Dekker with completion, as in put_in_chunk.
-  } while (!word.compare_exchange_weak(v, v | kBridge, std::memory_order_seq_cst,
-                                       std::memory_order_acquire));
-  CTXTREE_HOOK(callback_register);
-  // seq_cst: see add_listener.
-  if ((c->word.load(std::memory_order_seq_cst) & EpochTree::kErrBits) == 0) return true;
-  v = word.load(std::memory_order_acquire);
-  while ((v & kClosed) == 0) {
-    // acq_rel: undoing before completion takes it: the caller runs the bridge.
-    if (word.compare_exchange_weak(v, v & ~kBridge, std::memory_order_acq_rel,
-                                   std::memory_order_acquire))
-      return false;
-  }
-  return true;  // completion took it and will run it
 }
 
 }  // namespace
 
 bool EpochTree::add_listener(CancelNode* c, Callback* cb) {
   if (is_done(c)) return false;
-  // Acquire: pairs with the CAS that published the bridge.
-  if (cb == c->stop_bridge.load(std::memory_order_acquire)) return add_bridge(c);
   detail::Atomic<std::uintptr_t>* slot = detail::is_counted(cb) ? place_inline(c, cb) : nullptr;
   if (slot == nullptr) {
-    detail::Atomic<std::uintptr_t>& word = c->tail.callbacks;
+    detail::Atomic<std::uintptr_t>& word = c->callbacks;
     std::uintptr_t v = word.load(std::memory_order_acquire);  // pairs with the CAS below
     while (chunk_of(v) == nullptr) {
       if (v & kClosed) return false;
@@ -234,7 +207,7 @@ Callback* take_next(CallbackChunk*& k, int& i) noexcept {
 }  // namespace
 
 bool take_callbacks(CancelNode* c, RunQueue& run) noexcept {
-  detail::Atomic<std::uintptr_t>& inline_slot = c->tail.first_slot;
+  detail::Atomic<std::uintptr_t>& inline_slot = c->first_slot;
   // seq_cst: an empty inline slot is passed with a load, Dekker with place_inline as in take_next.
   if (inline_slot.load(std::memory_order_seq_cst) != 0) {
     // acq_rel: decides against a concurrent removal; acquire for the registrant's writes to cb.
@@ -245,29 +218,23 @@ bool take_callbacks(CancelNode* c, RunQueue& run) noexcept {
       run.claimed = cb;
     }
   }
-  detail::Atomic<std::uintptr_t>& word = c->tail.callbacks;
+  detail::Atomic<std::uintptr_t>& word = c->callbacks;
   // seq_cst: Dekker with add_listener (a registrant not seen here sees the completion).
   if (word.load(std::memory_order_seq_cst) == 0) return false;
   // seq_cst: closes the word; a registrant's later CAS fails, an earlier one is in what we see.
   const std::uintptr_t v = word.fetch_or(kClosed, std::memory_order_seq_cst);
-  if (v & kBridge) {  // counted: running it later never makes anyone wait
-    // Acquire: the bridge was published before its flag was set.
-    Callback* b = c->stop_bridge.load(std::memory_order_acquire);
-    b->next = run.claimed;
-    run.claimed = b;
-  }
   return chunk_of(v) != nullptr;
 }
 
 void queue_callbacks(CancelNode* c, RunQueue& run) noexcept {
   // Relaxed: this thread closed the word, after reading the chunk behind it.
-  CallbackChunk* first = chunk_of(c->tail.callbacks.load(std::memory_order_relaxed));
+  CallbackChunk* first = chunk_of(c->callbacks.load(std::memory_order_relaxed));
   first->run_next = run.nodes;
   run.nodes = c;
 }
 
 void take_callbacks_now(CancelNode* c, RunQueue& run) noexcept {
-  CallbackChunk* k = chunk_of(c->tail.callbacks.load(std::memory_order_relaxed));
+  CallbackChunk* k = chunk_of(c->callbacks.load(std::memory_order_relaxed));
   int i = 0;
   while (Callback* cb = take_next(k, i)) {
     cb->next = run.claimed;
@@ -287,7 +254,7 @@ void run_callbacks(RunQueue& run) noexcept {
       }
       if (run.nodes == nullptr) return nullptr;
       node = run.nodes;
-      k = chunk_of(node->tail.callbacks.load(std::memory_order_relaxed));  // ours: see above
+      k = chunk_of(node->callbacks.load(std::memory_order_relaxed));  // ours: see above
       run.nodes = k->run_next;
       i = 0;
     }
@@ -295,7 +262,7 @@ void run_callbacks(RunQueue& run) noexcept {
 }
 
 void free_callback_chunks(CancelNode* c) noexcept {
-  const std::uintptr_t v = c->tail.callbacks.load(std::memory_order_relaxed);  // last user
+  const std::uintptr_t v = c->callbacks.load(std::memory_order_relaxed);  // last user
   for (CallbackChunk* k = chunk_of(v); k != nullptr;)
     delete std::exchange(k, k->next.load(std::memory_order_relaxed));
 }

@@ -33,16 +33,12 @@ void unref(CancelNode* n) noexcept { detail::release<EpochTree>(n); }
 
 // ---- freeing -----------------------------------------------------------------------------------
 
-// The Retired header sits in CancelNode::tail.cause_word, right after the shared CancelBase.
-constexpr std::ptrdiff_t kTailOffset = sizeof(detail::CancelBase<EpochTree>);
-
 void free_node(epoch::Retired* r) noexcept {
-  auto* c = reinterpret_cast<CancelNode*>(reinterpret_cast<char*>(r) - kTailOffset);
+  CancelNode* c = CancelNode::node_of(r);
   // Freed here, not in destroy: a thread that completed c may take its callbacks until it unpins.
   free_callback_chunks(c);
-  using Word = detail::Atomic<std::uint64_t>;
-  // A simulated atomic (tests/models) has a destructor: rebuild the word the header replaced.
-  if constexpr (!std::is_trivially_destructible_v<Word>) new (&c->tail.cause_word) Word(0);
+  c->retired.~Retired();
+  new (&c->cause_word) CancelNode::CauseWord(0);  // the member ~NodeTail ends
   if (c->kind == Kind::timer)
     delete static_cast<EpochTree::TimerNode*>(c);
   else
@@ -58,22 +54,22 @@ unsigned node_deleter() noexcept {
 // Hands an unreachable node to the reclamation module.
 void retire_node(CancelNode* c) noexcept {
   const unsigned kind = node_deleter();
-  using Word = detail::Atomic<std::uint64_t>;
-  c->tail.cause_word.~Word();  // trivial in production; its storage becomes the Retired header
-  epoch::retire(new (&c->tail.cause_word) epoch::Retired{0}, kind);
+  using CauseWord = CancelNode::CauseWord;
+  c->cause_word.~CauseWord();  // nobody reads the cause of an unreachable node
+  epoch::retire(new (&c->retired) epoch::Retired{0}, kind);
 }
 
 std::uint64_t tombstones(const CancelNode* x) noexcept {
   // Relaxed: a gauge that only decides whether to clean.
-  return x->tail.cause_word.load(std::memory_order_relaxed) >> kTombShift;
+  return x->cause_word.load(std::memory_order_relaxed) >> kTombShift;
 }
 void count_tombstones(CancelNode* x, bool add) noexcept {
   constexpr std::uint64_t one = std::uint64_t{1} << kTombShift;
   // Relaxed: a gauge; the passes it triggers synchronise through the list itself.
   if (add)
-    x->tail.cause_word.fetch_add(one, std::memory_order_relaxed);
+    x->cause_word.fetch_add(one, std::memory_order_relaxed);
   else
-    x->tail.cause_word.fetch_sub(one, std::memory_order_relaxed);
+    x->cause_word.fetch_sub(one, std::memory_order_relaxed);
 }
 
 // Called by the thread whose CAS unlinked `c` from x's list when it cannot know c's handles are
@@ -167,10 +163,10 @@ Search search_unlink(CancelNode* x, CancelNode* target) noexcept {
 void set_threshold(CancelNode* x, std::size_t live) noexcept {
   unsigned e = 0;
   while (e < 9 && (std::size_t{64} << e) < live / 2) ++e;
-  std::uint64_t w = x->tail.cause_word.load(std::memory_order_relaxed);
+  std::uint64_t w = x->cause_word.load(std::memory_order_relaxed);
   const std::uint64_t field = std::uint64_t{15} << kThresholdShift;
   // Relaxed: a heuristic; only the field's own bits change.
-  while (!x->tail.cause_word.compare_exchange_weak(
+  while (!x->cause_word.compare_exchange_weak(
       w, (w & ~field) | (std::uint64_t{e} << kThresholdShift), std::memory_order_relaxed))
     ;
 }
@@ -271,7 +267,7 @@ void leave_tombstone(CancelNode* x, CancelNode* c) noexcept {
     return;
   }
   const unsigned threshold =
-      64u << ((x->tail.cause_word.load(std::memory_order_relaxed) >> kThresholdShift) & 15);
+      64u << ((x->cause_word.load(std::memory_order_relaxed) >> kThresholdShift) & 15);
   if (tombstones(x) >= threshold) clean(x);
 }
 
@@ -413,12 +409,12 @@ void help(CancelNode* root, RunQueue& run) noexcept {
 std::uint64_t stage_cause(CancelNode* c, std::uint32_t err, std::error_code cause) noexcept {
   const std::uint64_t staged =
       (std::uint64_t{err} << kStagedErrShift) | detail::encode_cause(cause);
-  std::uint64_t w = c->tail.cause_word.load(std::memory_order_acquire);
+  std::uint64_t w = c->cause_word.load(std::memory_order_acquire);
   for (;;) {
     if (w & kStagedErrBits) return w;  // someone staged first: publish theirs
     // acq_rel: a publisher that reads the staged cause reads the value written here.
-    if (c->tail.cause_word.compare_exchange_weak(w, w | staged, std::memory_order_acq_rel,
-                                                 std::memory_order_acquire))
+    if (c->cause_word.compare_exchange_weak(w, w | staged, std::memory_order_acq_rel,
+                                            std::memory_order_acquire))
       return w | staged;
   }
 }
@@ -431,7 +427,6 @@ EpochTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) 
     : detail::CancelBase<EpochTree>(kind, parent, parent->values, deadline),
       word(kind == Kind::timer ? kTimerBit : 0),
       next(kUnlinked) {
-  assert(reinterpret_cast<char*>(&tail) - reinterpret_cast<char*>(this) == kTailOffset);
   refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
 }
 
@@ -491,7 +486,7 @@ std::error_code EpochTree::cause(const CancelNode* c) noexcept {
         return make_error_code(static_cast<errc>(e));
       case kCauseExplicit: {
         // Relaxed: ordered by the acquire above (staged before the completing CAS).
-        const std::uint64_t s = c->tail.cause_word.load(std::memory_order_relaxed);
+        const std::uint64_t s = c->cause_word.load(std::memory_order_relaxed);
         return detail::decode_cause(s & detail::kCauseMask);
       }
       default:

@@ -8,17 +8,18 @@ namespace {
 using Tree = ctxtree::EpochTree;
 
 TEST(EpochFootprint, CancelNodeAddsFiveWordsToTheSharedBase) {
-  // word, next, and the tail that becomes the Retired header (cause, callbacks, inline slot).
+  // word, next, and NodeTail: the cause word that becomes the Retired header, callbacks, inline
+  // slot.
   EXPECT_EQ(sizeof(Tree::CancelNode), sizeof(ctxtree::detail::CancelBase<Tree>) + 40);
   // 88 bytes and malloc's 8-byte header fill the same 96-byte chunk as 80 did.
   EXPECT_LE(sizeof(Tree::CancelNode), 88u);
 }
 
-TEST(EpochFootprint, RetiredHeaderSitsRightAfterTheSharedBase) {
+TEST(EpochFootprint, RetiredHeaderLeadsBackToItsNode) {
   auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
   auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor);
-  EXPECT_EQ(reinterpret_cast<char*>(&n->tail) - reinterpret_cast<char*>(n),
-            static_cast<std::ptrdiff_t>(sizeof(ctxtree::detail::CancelBase<Tree>)));
+  EXPECT_EQ(Tree::CancelNode::node_of(&n->retired), n);
+  EXPECT_EQ(static_cast<void*>(&n->retired), static_cast<void*>(&n->cause_word));
 }
 
 TEST(EpochFootprint, NodesAreSixteenByteAlignedForTheLinkFlags) {
@@ -34,10 +35,10 @@ TEST(EpochFootprint, FirstAfterFuncOfANodeTakesTheInlineSlotAndNoChunk) {
   auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor);
   bool ran[2] = {false, false};
   auto first = ctxtree::after_func(c, [&] { ran[0] = true; });
-  EXPECT_NE(n->tail.first_slot.load(), 0u);
-  EXPECT_EQ(n->tail.callbacks.load(), 0u) << "a chunk was allocated for the first after_func";
+  EXPECT_NE(n->first_slot.load(), 0u);
+  EXPECT_EQ(n->callbacks.load(), 0u) << "a chunk was allocated for the first after_func";
   auto second = ctxtree::after_func(c, [&] { ran[1] = true; });
-  EXPECT_NE(n->tail.callbacks.load(), 0u);
+  EXPECT_NE(n->callbacks.load(), 0u);
   cancel();
   EXPECT_TRUE(ran[0]);
   EXPECT_TRUE(ran[1]);

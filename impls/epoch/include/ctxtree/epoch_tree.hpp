@@ -58,6 +58,7 @@
 #include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/timer.hpp"
 #include "ctxtree/detail/tree_defaults.hpp"
+#include "ctxtree/epoch/ebr.hpp"
 #include "ctxtree/registry.hpp"
 
 namespace ctxtree {
@@ -67,6 +68,7 @@ struct EpochTree : detail::TreeDefaults<EpochTree> {
   static constexpr std::string_view name = "epoch";
   static constexpr int index = registry_index<EpochTree, AllTrees>;
 
+  struct NodeTail;
   struct CancelNode;
   struct TimerNode;
   using Node = detail::Node<EpochTree>;
@@ -104,22 +106,40 @@ struct EpochTree : detail::TreeDefaults<EpochTree> {
 #endif
 };
 
-struct EpochTree::CancelNode : detail::CancelBase<EpochTree> {
+// EpochTree's own fields of a cancel node, after the shared CancelBase. The first word is the
+// node's staged cause while it lives and ctxtree/epoch's Retired header once it is retired (no
+// child and no handle is left to read the cause): retire_node switches the union's member, and
+// the deleter finds the node from its header with node_of.
+struct EpochTree::NodeTail {
+  using CauseWord = detail::Atomic<std::uint64_t>;
+  union {
+    // A staged explicit cause (error, packed cause) and the tombstone counter of this node's
+    // child list; see epoch_internal.hpp for the bit layout. Written by CAS / fetch_add.
+    CauseWord cause_word;
+    epoch::Retired retired;
+  };
+  // Callbacks: 0 or the first chunk of a slot list (epoch_listeners.cpp); bit 0 closes it at
+  // completion. The completer claims them after its walk, holding a reference to the node.
+  detail::Atomic<std::uintptr_t> callbacks{0};
+  // The inline slot: 0, the node's first counted callback (detail::is_counted), or taken by the
+  // completer, which claims it during the walk. A node with one after_func needs no chunk.
+  detail::Atomic<std::uintptr_t> first_slot{0};
+
+  NodeTail() noexcept : cause_word(0) {}
+  NodeTail(const NodeTail&) = delete;
+  NodeTail& operator=(const NodeTail&) = delete;
+  // The node is deleted with cause_word the union's member (node_of's caller restores it).
+  ~NodeTail() { cause_word.~CauseWord(); }
+};
+
+struct EpochTree::CancelNode : detail::CancelBase<EpochTree>, EpochTree::NodeTail {
   CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline) noexcept;
 
-  struct Tail {
-    // A staged explicit cause (error, packed cause) and the tombstone counter of this
-    // node's child list; see epoch_internal.hpp for the bit layout. Written by CAS / fetch_add.
-    // Dead once the node is retired (no child, no handle is left to read it): ctxtree/epoch's
-    // one-word Retired header overwrites it.
-    detail::Atomic<std::uint64_t> cause_word{0};
-    // Callbacks: 0 or the first chunk of a slot list (epoch_listeners.cpp); bit 0 closes it at
-    // completion. The completer claims them after its walk, holding a reference to the node.
-    detail::Atomic<std::uintptr_t> callbacks{0};
-    // The inline slot: 0, the node's first counted callback (detail::is_counted), or taken by the
-    // completer, which claims it during the walk. A node with one after_func needs no chunk.
-    detail::Atomic<std::uintptr_t> first_slot{0};
-  } tail;
+  // The node whose Retired header is r (the header is NodeTail's first member).
+  static CancelNode* node_of(epoch::Retired* r) noexcept {
+    return static_cast<CancelNode*>(reinterpret_cast<NodeTail*>(r));
+  }
+
   // Children and done state (see above). Error bits are set once; kComplete once, after them.
   detail::Atomic<std::uint64_t> word;
   // The link in cancel_parent's list: next sibling | kMarked | kUnlinked | kDestroyed | ...
