@@ -312,6 +312,51 @@ TEST(NodePool, SlabAbandonedAtThreadExitIsAdoptedByTheNextThreadNeedingOne) {
   expect_no_slabs<Pool>();
 }
 
+// Each round, one thread allocates blocks and exits (its slab abandoned with the blocks in use);
+// then a new thread (likely on the exited one's stack and TLS, so its heap has the same address)
+// frees them while another allocates, adopting the slab: the owner changes under the frees.
+// Every block is stamped and checked.
+TEST(NodePool, SlabsAdoptedWhileOtherThreadsFreeTheirBlocksHandOutEachBlockOnce) {
+  using Pool = NodePool<80>;
+  constexpr int kRounds = Scaled(300);
+  constexpr std::size_t kBlocks = 300;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<Stamp*> made(kBlocks);
+    std::thread([&made] {
+      for (std::size_t k = 0; k < kBlocks; ++k) {
+        made[k] = static_cast<Stamp*>(Pool::allocate());
+        made[k]->thread = 0;
+        made[k]->seq = k;
+      }
+    }).join();
+    std::thread freer([&made] {
+      for (std::size_t k = 0; k < kBlocks; ++k) {
+        EXPECT_EQ(made[k]->thread, 0u);
+        EXPECT_EQ(made[k]->seq, k);
+        made[k]->thread = 1;
+        Pool::deallocate(made[k]);
+      }
+    });
+    std::thread adopter([] {
+      std::vector<Stamp*> mine(kBlocks);
+      for (std::size_t k = 0; k < kBlocks; ++k) {
+        mine[k] = static_cast<Stamp*>(Pool::allocate());
+        mine[k]->thread = 2;
+        mine[k]->seq = k;
+      }
+      for (std::size_t k = 0; k < kBlocks; ++k) {
+        EXPECT_EQ(mine[k]->thread, 2u);
+        EXPECT_EQ(mine[k]->seq, k);
+        Pool::deallocate(mine[k]);
+      }
+    });
+    freer.join();
+    adopter.join();
+  }
+  Pool::trim();  // slabs abandoned with their last blocks freed after every owner exited
+  expect_no_slabs<Pool>();
+}
+
 TEST(NodePool, AbandonedSlabEmptiedByOtherThreadsIsReturnedByTrim) {
   using Pool = NodePool<240>;
   std::vector<void*> blocks;
@@ -394,6 +439,21 @@ TEST(NodePool, FreedBlockIsPoisonedUnderAddressSanitizer) {
         << "freed by another thread";
   });
   expect_no_slabs<Pool>();
+#endif
+}
+
+TEST(NodePool, UseOfAFreedBlockIsReportedUnderAddressSanitizer) {
+#ifndef POOL_TEST_ASAN
+  GTEST_SKIP() << "not an AddressSanitizer build";
+#else
+  using Pool = NodePool<32>;
+  EXPECT_DEATH(
+      {
+        auto* s = static_cast<Stamp*>(Pool::allocate());
+        Pool::deallocate(s);
+        *static_cast<volatile std::uint64_t*>(&s->seq) = 1;
+      },
+      "use-after-poison");
 #endif
 }
 
