@@ -68,8 +68,8 @@ struct Slab {
   // or adopting the slab) and cleared only by that thread (abandoning it at exit). So whether it
   // equals a thread's own heaps depends only on that thread's stores, and a relaxed load is exact
   // for that test (coherence: a thread reads its own last store or a later one, and no other
-  // thread stores its address). A heaps address is reused only by a thread whose TLS the runtime
-  // handed over after the previous thread exited, which orders the clearing first.
+  // thread stores its address). A ThreadHeaps address is reused only by a thread whose TLS the
+  // runtime handed over after the previous thread exited, which orders the clearing first.
   std::atomic<ThreadHeaps*> owner{nullptr};
 
   // Blocks freed by threads other than the owner: a Treiber stack linked through the blocks'
