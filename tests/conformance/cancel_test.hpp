@@ -317,37 +317,12 @@ TYPED_TEST_P(CancelTest, CancelOfAnyLayerOfMixedChainFinishesLeaf) {
   for (unsigned seed = 1; seed <= 20; ++seed) {
     SCOPED_TRACE(testing::Message() << "seed " << seed);
     std::mt19937 rng(seed);
-    std::vector<std::unique_ptr<ctxtree::Key<int>>> keys;
-    std::vector<ctxtree::CancelFunc> cancels;
-    auto ctx = ctxtree::background<TypeParam>();
-    bool kinds[3] = {false, false, false};
-    for (int i = 0; i < 30 || !(kinds[0] && kinds[1] && kinds[2]); ++i) {
-      const unsigned kind = rng() % 3;
-      kinds[kind] = true;
-      if (kind == 0) {
-        keys.push_back(std::make_unique<ctxtree::Key<int>>("k"));
-        ctx = ctxtree::with_value(ctx, *keys.back(), static_cast<int>(keys.size()));
-      } else if (kind == 1) {
-        auto [c, f] = ctxtree::with_cancel(ctx);
-        ctx = std::move(c);
-        cancels.push_back(std::move(f));
-      } else {
-        auto [c, f] = ctxtree::with_timeout(ctx, kVeryLong);
-        ctx = std::move(c);
-        cancels.push_back(std::move(f));
-      }
-    }
-    EXPECT_FALSE(ctx.is_done());
-    EXPECT_EQ(ctxtree::to_string(ctx).rfind("context.Background.", 0), 0u);
-    cancels[rng() % cancels.size()]();
-    EXPECT_EQ(ctx.err(), Canceled());
-    for (std::size_t k = 0; k < keys.size(); ++k) {
-      const int* v = ctx.value(*keys[k]);
-      ASSERT_NE(v, nullptr);
-      EXPECT_EQ(*v, static_cast<int>(k + 1));
-    }
-    ctx = {};
-    cancels.clear();
+    MixedChain<TypeParam> chain(rng, kVeryLong);
+    EXPECT_FALSE(chain.leaf.is_done());
+    EXPECT_EQ(ctxtree::to_string(chain.leaf).rfind("context.Background.", 0), 0u);
+    chain.cancels[rng() % chain.cancels.size()]();
+    EXPECT_EQ(chain.leaf.err(), Canceled());
+    EXPECT_TRUE(chain.SeesEveryValue());
   }
 }
 

@@ -13,7 +13,9 @@
 #include <cstdlib>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -72,6 +74,43 @@ inline std::string NormalizeDeadlines(std::string_view s) {
   }
   return out;
 }
+
+// Go's layered chains (TestLayersCancel, TestLayersTimeout): at least 30 layers drawn from `rng`
+// among value, cancel and timeout layers, with at least one of each; the k-th value layer from the
+// root holds k under a key of its own. Members are destroyed leaf first, then cancel functions.
+template <class Tree>
+struct MixedChain {
+  MixedChain(std::mt19937& rng, Clock::duration timeout) {
+    bool kinds[3] = {false, false, false};
+    for (int i = 0; i < 30 || !(kinds[0] && kinds[1] && kinds[2]); ++i) {
+      const unsigned kind = rng() % 3;
+      kinds[kind] = true;
+      if (kind == 0) {
+        keys.push_back(std::make_unique<ctxtree::Key<int>>("k"));
+        leaf = ctxtree::with_value(leaf, *keys.back(), static_cast<int>(keys.size()));
+      } else {
+        auto [c, f] = kind == 1 ? ctxtree::with_cancel(leaf) : ctxtree::with_timeout(leaf, timeout);
+        leaf = std::move(c);
+        cancels.push_back(std::move(f));
+      }
+    }
+  }
+
+  // Whether the leaf sees the value of every value layer.
+  ::testing::AssertionResult SeesEveryValue() const {
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+      const int* v = leaf.value(*keys[k]);
+      if (v == nullptr) return ::testing::AssertionFailure() << "value layer " << k + 1 << " lost";
+      if (*v != static_cast<int>(k + 1))
+        return ::testing::AssertionFailure() << "value layer " << k + 1 << " reads " << *v;
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  std::vector<std::unique_ptr<ctxtree::Key<int>>> keys;
+  std::vector<ctxtree::CancelFunc> cancels;
+  ctxtree::Context<Tree> leaf = ctxtree::background<Tree>();
+};
 
 // Polls `pred` until it holds or `limit` passes; returns whether it held.
 template <class Pred>

@@ -1,3 +1,4 @@
+// The test hook of ctxtree/detail/config.hpp (set_hook, run_hook), in ctxtree::hooked builds only.
 #include "ctxtree/detail/config.hpp"
 
 #ifdef CTXTREE_ENABLE_HOOKS

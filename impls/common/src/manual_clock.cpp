@@ -1,3 +1,4 @@
+// testing::ManualClock of ctxtree/testing.hpp: one per process, its advances serialised.
 #include <limits>
 #include <mutex>
 #include <stdexcept>
