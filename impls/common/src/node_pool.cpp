@@ -42,12 +42,17 @@ struct ThreadHeaps;
 // Where a slab is, for the owner's bookkeeping.
 enum class Place : std::uint8_t { current, spare, partial, full, abandoned };
 
-// The header at the start of each slab; blocks follow at kPoolSlabHeaderBytes.
+// The header at the start of each slab; blocks follow at kPoolSlabHeaderBytes. Two 64-byte
+// halves: the owner's bookkeeping, then what other threads touch (the owner test and the remote
+// stack), so pushers do not take the owner's fields exclusive. One header line per slab keeps a
+// node's share of it at a fraction of a byte.
 struct Slab {
   // Fixed before any block of the slab is handed out, so whoever holds a block reads them.
-  std::uint32_t size_class = 0;
-  std::uint32_t block_bytes = 0;
-  std::uint32_t capacity = 0;  // blocks in the slab
+  std::uint16_t size_class = 0;
+  std::uint16_t block_bytes = 0;
+  std::uint16_t capacity = 0;  // blocks in the slab
+  // Owner-only, as the fields below: where the slab is, for the owner's bookkeeping.
+  Place place = Place::current;
   char* first = nullptr;
   char* end = nullptr;  // one past the last whole block
 
@@ -60,7 +65,6 @@ struct Slab {
   // Blocks handed out and not back on local_free; a block on remote_free still counts. So 0
   // means no thread holds a block and remote_free is empty: the slab may be reset or freed.
   std::uint32_t used = 0;
-  Place place = Place::current;
   Slab* prev = nullptr;  // links in the list `place` names (partial, full, abandoned)
   Slab* next = nullptr;
 
@@ -70,16 +74,16 @@ struct Slab {
   // for that test (coherence: a thread reads its own last store or a later one, and no other
   // thread stores its address). A ThreadHeaps address is reused only by a thread whose TLS the
   // runtime handed over after the previous thread exited, which orders the clearing first.
-  std::atomic<ThreadHeaps*> owner{nullptr};
+  alignas(64) std::atomic<ThreadHeaps*> owner{nullptr};
 
   // Blocks freed by threads other than the owner: a Treiber stack linked through the blocks'
   // first word. Pushed with a release CAS by any thread; taken whole by the owner (one consumer,
-  // never popping single blocks, so no ABA) with an acquire exchange. Its own line: pushers do
-  // not take the owner's line exclusive.
-  alignas(kCacheLine) std::atomic<void*> remote_free{nullptr};
+  // never popping single blocks, so no ABA) with an acquire exchange.
+  std::atomic<void*> remote_free{nullptr};
 };
+static_assert(offsetof(Slab, owner) == 64, "the owner's fields fill the first half");
 static_assert(sizeof(Slab) <= kPoolSlabHeaderBytes);
-static_assert(kPoolSlabHeaderBytes % kCacheLine == 0);
+static_assert(kPoolSlabHeaderBytes % 64 == 0);
 
 // Owned slabs other than the current and the spare, doubly linked (owner-only).
 struct SlabList {
@@ -181,10 +185,10 @@ inline void* take_block(Slab* s) noexcept {
 Slab* make_slab(std::size_t size_class, ThreadHeaps* owner) {
   void* mem = ::operator new (kPoolSlabBytes, std::align_val_t{kPoolSlabBytes});
   Slab* s = ::new (mem) Slab;
-  const auto block = static_cast<std::uint32_t>((size_class + 1) * kPoolGranule);
-  s->size_class = static_cast<std::uint32_t>(size_class);
+  const auto block = static_cast<std::uint16_t>((size_class + 1) * kPoolGranule);
+  s->size_class = static_cast<std::uint16_t>(size_class);
   s->block_bytes = block;
-  s->capacity = capacity_of(size_class);
+  s->capacity = static_cast<std::uint16_t>(capacity_of(size_class));
   s->first = static_cast<char*>(mem) + kPoolSlabHeaderBytes;
   s->end = s->first + std::size_t{s->capacity} * block;
   s->bump = s->first;

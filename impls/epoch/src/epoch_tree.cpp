@@ -12,6 +12,7 @@
 
 #include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/config.hpp"
+#include "ctxtree/detail/node_memory.hpp"
 #include "ctxtree/detail/pointer_packing.hpp"
 #include "ctxtree/epoch/ebr.hpp"
 #include "epoch_internal.hpp"
@@ -39,10 +40,7 @@ void free_node(epoch::Retired* r) noexcept {
   free_callback_chunks(c);
   c->retired.~Retired();
   new (&c->cause_word) CancelNode::CauseWord(0);  // the member ~NodeTail ends
-  if (c->kind == Kind::timer)
-    delete static_cast<EpochTree::TimerNode*>(c);
-  else
-    delete c;
+  detail::delete_cancel_node<EpochTree>(c);
   detail::count_freed(EpochTree::index);
 }
 
@@ -431,8 +429,7 @@ EpochTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) 
 }
 
 EpochTree::CancelNode* EpochTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
-  CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
-                                      : new CancelNode(kind, parent, deadline);
+  CancelNode* c = detail::new_cancel_node<EpochTree>(kind, parent, deadline);
   // Packed in a parent's word below the flags, and retired through a 48-bit bucket word.
   static_assert(epoch::kAddressBits <= kErrShift);
   (void)detail::checked_address<epoch::kAddressBits>(c, "EpochTree node");

@@ -169,8 +169,6 @@ struct CallbackPlace {
 
 // ---- node memory (node_memory.cpp)
 
-// A block for a CancelNode (not a timer node): from this thread's cache of freed ones, or new.
-void* allocate_cancel_node();
 // Frees a node that was never published (make_cancel failed after allocating it).
 void delete_node(CancelNode* c) noexcept;
 // Frees a node that no thread can reach any more, with its Extras and words.
@@ -213,8 +211,18 @@ inline void note_free_slot(Extras* e, Word* w, std::uint64_t before) noexcept {
 
 // ---- removal from the parent's set (unlink.cpp)
 
-// c's own cancel completed it: take it out of its parent's set if that is still open.
-void unlink_cancelled(CancelNode* c) noexcept;
+// c's own cancel completed it: take it out of its parent's set if that is still open. In a closed
+// set the parent's walk owns the slot; c's death clears it (unlink_dead). Inline: it ends every
+// cancel of a published node.
+inline void unlink_cancelled(CancelNode* c) noexcept {
+  Word* w = unpack<Word>(c->slot);
+  const std::uint64_t b = clear_slot(w, slot_index(c->slot), /*only_open=*/true);
+  if (b & kClosed) return;
+  CTXTREE_HOOK(remove_child);
+  c->slot = 0;
+  note_free_slot(cancel_parent(c)->extras.load(std::memory_order_acquire), w, b);
+}
+
 // c is dying while published in its parent's set: true if it may be freed now, false if the
 // gate's last walker frees it.
 bool unlink_dead(CancelNode* c) noexcept;

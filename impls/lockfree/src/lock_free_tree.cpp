@@ -9,6 +9,7 @@
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/deadline.hpp"
 #include "ctxtree/detail/futex.hpp"
+#include "ctxtree/detail/node_memory.hpp"
 #include "lock_free_parts.hpp"
 
 namespace ctxtree {
@@ -35,9 +36,7 @@ LockFreeTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadlin
 }
 
 LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
-  CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
-                                      : new (lockfree::allocate_cancel_node())
-                                            CancelNode(kind, parent, deadline);
+  CancelNode* c = detail::new_cancel_node<LockFreeTree>(kind, parent, deadline);
   (void)detail::checked_address<lockfree::kPackShift>(c, "LockFreeTree node (gate list)");
   CancelNode* p = parent->anchor;
   Reservation r;
@@ -128,14 +127,6 @@ std::size_t LockFreeTree::slot_capacity(const CancelNode* c) noexcept {
        w = w->next.load(std::memory_order_acquire))
     n += lockfree::kSlotsPerWord;
   return n;
-}
-
-bool LockFreeTree::destroy(CancelNode* c) noexcept {
-  // Deferred: the gate's last walker frees c and then releases c's parent, which that walker may
-  // still climb through (a value layer between c and its cancellable parent).
-  if (c->slot != 0 && !lockfree::unlink_dead(c)) return false;
-  lockfree::free_node(c);
-  return true;
 }
 
 }  // namespace ctxtree

@@ -1,19 +1,8 @@
-// LockFreeTree's removal of a child from its parent's set: at once in an open word, through the
-// gate's deferred list in a closed one that walkers may still read.
+// LockFreeTree's removal of a dying child from its parent's set: at once in an open word, through
+// the gate's deferred list in a closed one that walkers may still read.
 #include "lock_free_parts.hpp"
 
 namespace ctxtree::lockfree {
-
-// c's own cancel completed it: take it out of its parent's set if that is still open. In a closed
-// set the parent's walk owns the slot; c's death clears it (unlink_dead).
-void unlink_cancelled(CancelNode* c) noexcept {
-  Word* w = unpack<Word>(c->slot);
-  const std::uint64_t b = clear_slot(w, slot_index(c->slot), /*only_open=*/true);
-  if (b & kClosed) return;
-  CTXTREE_HOOK(remove_child);
-  c->slot = 0;
-  note_free_slot(cancel_parent(c)->extras.load(std::memory_order_acquire), w, b);
-}
 
 // c is dying while published in its parent's set. Clears its slot; true if c may be freed now,
 // false if it went on the gate's deferred list because walkers may still hold it.

@@ -64,7 +64,7 @@
 namespace ctxtree::detail {
 
 inline constexpr std::size_t kPoolSlabBytes = std::size_t{64} * 1024;
-inline constexpr std::size_t kPoolSlabHeaderBytes = 2 * kCacheLine;  // owner's line, remote line
+inline constexpr std::size_t kPoolSlabHeaderBytes = 128;  // the owner's half, the shared half
 inline constexpr std::size_t kPoolGranule = 16;
 inline constexpr std::size_t kPoolMaxBlockBytes = 256;
 inline constexpr std::size_t kPoolClasses = kPoolMaxBlockBytes / kPoolGranule;
