@@ -169,8 +169,6 @@ struct CallbackPlace {
 
 // ---- node memory (node_memory.cpp)
 
-// Frees a node that was never published (make_cancel failed after allocating it).
-void delete_node(CancelNode* c) noexcept;
 // Frees a node that no thread can reach any more, with its Extras and words.
 void free_node(CancelNode* c) noexcept;
 

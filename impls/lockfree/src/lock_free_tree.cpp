@@ -44,7 +44,7 @@ LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clo
     try {
       r = lockfree::reserve(p, HookPoint::register_child);
     } catch (...) {
-      lockfree::delete_node(c);
+      detail::delete_cancel_node<LockFreeTree>(c);
       throw;
     }
   }

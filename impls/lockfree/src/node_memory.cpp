@@ -8,8 +8,6 @@
 
 namespace ctxtree::lockfree {
 
-void delete_node(CancelNode* c) noexcept { detail::delete_cancel_node<LockFreeTree>(c); }
-
 // Frees a node that no thread can reach any more, with its Extras and words.
 void free_node(CancelNode* c) noexcept {
   // Relaxed: the caller is the last user; the refcount or the gate ordered everyone else's.
@@ -22,7 +20,7 @@ void free_node(CancelNode* c) noexcept {
     }
     delete e;
   }
-  delete_node(c);
+  detail::delete_cancel_node<LockFreeTree>(c);
   detail::count_freed(LockFreeTree::index);
 }
 
