@@ -40,7 +40,7 @@ void unpoison([[maybe_unused]] void* p, [[maybe_unused]] std::size_t n) noexcept
 struct ThreadHeaps;
 
 // Where a slab is, for the owner's bookkeeping.
-enum class Place : std::uint8_t { current, spare, partial, full, abandoned };
+enum class Place : std::uint8_t { current, partial, full, abandoned, reserve };
 
 // The header at the start of each slab; blocks follow at kPoolSlabHeaderBytes. Two 64-byte
 // halves: the owner's bookkeeping, then what other threads touch (the owner test and the remote
@@ -65,7 +65,7 @@ struct Slab {
   // Blocks handed out and not back on local_free; a block on remote_free still counts. So 0
   // means no thread holds a block and remote_free is empty: the slab may be reset or freed.
   std::uint32_t used = 0;
-  Slab* prev = nullptr;  // links in the list `place` names (partial, full, abandoned)
+  Slab* prev = nullptr;  // links in the list `place` names (partial, full, abandoned, reserve)
   Slab* next = nullptr;
 
   // The owning thread's heaps; null while abandoned. Stored only by the thread it names (making
@@ -85,7 +85,7 @@ static_assert(offsetof(Slab, owner) == 64, "the owner's fields fill the first ha
 static_assert(sizeof(Slab) <= kPoolSlabHeaderBytes);
 static_assert(kPoolSlabHeaderBytes % 64 == 0);
 
-// Owned slabs other than the current and the spare, doubly linked (owner-only).
+// Owned slabs other than the current one, doubly linked (owner-only).
 struct SlabList {
   Slab* head = nullptr;
 
@@ -113,7 +113,6 @@ struct SlabList {
 // One thread's heap for one size class. Owner-only except `live`.
 struct Heap {
   Slab* current = nullptr;  // allocations come from here; null before the first and after trim
-  Slab* spare = nullptr;    // a slab with no block in use, kept while the current slab has some
   SlabList partial;         // not current: local_free not empty
   SlabList full;            // not current: local_free empty, bump at end; remote frees may wait
   // Blocks that refills made available since `full` was last scanned: the scan runs only once
@@ -129,6 +128,9 @@ struct Heap {
 // fast paths reach it without a TLS wrapper; a separate thread_local (HeapReleaser) releases it.
 struct ThreadHeaps {
   Heap heap[kPoolClasses];
+  // Slabs of this thread's heaps that emptied, for any size class to take before a new slab
+  // (linked through `next`; owner-only). Returned by trim() and at thread exit.
+  Slab* reserve = nullptr;
   bool armed = false;           // the releaser is registered and these heaps are on g_threads
   bool closed = false;          // released at thread exit: allocations go to allocate_orphan
   ThreadHeaps* prev = nullptr;  // g_threads links, under g_lock
@@ -143,8 +145,10 @@ constinit std::mutex g_lock;
 constinit Slab* g_abandoned[kPoolClasses] = {};
 // Every armed thread's heaps (under g_lock), for stats().
 constinit ThreadHeaps* g_threads = nullptr;
-// Slabs allocated and not freed, per size class. Relaxed: a statistic.
+// Slabs allocated and not freed, per size class, and slabs in threads' reserves. Relaxed:
+// statistics.
 constinit std::atomic<std::int64_t> g_slabs[kPoolClasses] = {};
+constinit std::atomic<std::int64_t> g_reserve_slabs{0};
 
 inline void*& link(void* block) noexcept { return *static_cast<void**>(block); }
 
@@ -181,9 +185,19 @@ inline void* take_block(Slab* s) noexcept {
   return b;
 }
 
-// A fresh slab for `owner` (null: abandoned from the start). May throw before anything changed.
+// A fresh slab for `owner` (null: abandoned from the start): one of the owner's reserve, else
+// one from operator new. May throw before anything changed.
 Slab* make_slab(std::size_t size_class, ThreadHeaps* owner) {
-  void* mem = ::operator new (kPoolSlabBytes, std::align_val_t{kPoolSlabBytes});
+  void* mem;
+  if (owner != nullptr && owner->reserve != nullptr) {
+    Slab* r = owner->reserve;
+    owner->reserve = r->next;
+    g_reserve_slabs.fetch_sub(1, std::memory_order_relaxed);
+    r->~Slab();
+    mem = r;
+  } else {
+    mem = ::operator new (kPoolSlabBytes, std::align_val_t{kPoolSlabBytes});
+  }
   Slab* s = ::new (mem) Slab;
   const auto block = static_cast<std::uint16_t>((size_class + 1) * kPoolGranule);
   s->size_class = static_cast<std::uint16_t>(size_class);
@@ -199,13 +213,18 @@ Slab* make_slab(std::size_t size_class, ThreadHeaps* owner) {
   return s;
 }
 
-// Returns a slab with no block in use to operator new's heap.
-void free_slab(Slab* s) noexcept {
-  assert(s->used == 0);
-  g_slabs[s->size_class].fetch_sub(1, std::memory_order_relaxed);
+// Returns the memory of a slab with no block in use to operator new.
+void delete_slab(Slab* s) noexcept {
   unpoison(s->first, kPoolSlabBytes - kPoolSlabHeaderBytes);
   s->~Slab();
   ::operator delete (static_cast<void*>(s), std::align_val_t{kPoolSlabBytes});
+}
+
+// Returns a slab of a size class, with no block in use.
+void free_slab(Slab* s) noexcept {
+  assert(s->used == 0);
+  g_slabs[s->size_class].fetch_sub(1, std::memory_order_relaxed);
+  delete_slab(s);
 }
 
 // Forgets the free lists of a slab with no block in use, so allocation bumps from its start
@@ -242,35 +261,35 @@ std::uint32_t collect(Slab* s) noexcept {
   return n;
 }
 
-// `s`, not current, has no block in use: kept as the spare if the heap has no empty slab, else
-// returned.
-void keep_or_free_empty(Heap& h, Slab* s) noexcept {
-  if (h.spare == nullptr && (h.current == nullptr || h.current->used != 0)) {
-    reset(s);
-    s->place = Place::spare;
-    h.spare = s;
-  } else {
-    free_slab(s);
-  }
+// `s`, owned by this thread and on none of its heaps' lists, has no block in use: it joins the
+// thread's reserve. Every block of it is poisoned already.
+void keep_empty(ThreadHeaps& t, Slab* s) noexcept {
+  assert(s->used == 0);
+  g_slabs[s->size_class].fetch_sub(1, std::memory_order_relaxed);
+  g_reserve_slabs.fetch_add(1, std::memory_order_relaxed);
+  s->place = Place::reserve;
+  s->prev = nullptr;
+  s->next = t.reserve;
+  t.reserve = s;
 }
 
-void drop_spare(Heap& h) noexcept {
-  if (h.spare != nullptr) {
-    free_slab(h.spare);
-    h.spare = nullptr;
+void free_reserve(ThreadHeaps& t) noexcept {
+  while (Slab* s = t.reserve) {
+    t.reserve = s->next;
+    g_reserve_slabs.fetch_sub(1, std::memory_order_relaxed);
+    delete_slab(s);
   }
 }
 
 // The slow part of an owner's free: the slab emptied, or is not the current one.
 void local_free_slow(Heap& h, Slab* s) noexcept {
-  if (s == h.current) {  // emptied
+  if (s == h.current) {  // emptied: bump from its start again
     reset(s);
-    drop_spare(h);  // at most one empty slab per heap
     return;
   }
   if (s->used == 0) {
     (s->place == Place::full ? h.full : h.partial).remove(s);
-    keep_or_free_empty(h, s);
+    keep_empty(t_heaps, s);
   } else if (s->place == Place::full) {
     h.full.remove(s);
     s->place = Place::partial;
@@ -279,7 +298,7 @@ void local_free_slow(Heap& h, Slab* s) noexcept {
 }
 
 // Collects every slab on `full`; moves those with free blocks to `partial`, empty ones to the
-// spare or back to operator new.
+// reserve.
 void scan_full(Heap& h) noexcept {
   h.handed_since_scan = 0;
   for (Slab* s = h.full.head; s != nullptr;) {
@@ -288,7 +307,7 @@ void scan_full(Heap& h) noexcept {
       add_live(h, -static_cast<std::int64_t>(n));
       h.full.remove(s);
       if (s->used == 0) {
-        keep_or_free_empty(h, s);
+        keep_empty(t_heaps, s);
       } else {
         s->place = Place::partial;
         h.partial.push(s);
@@ -331,10 +350,7 @@ Slab* refill(Heap& h, std::size_t size_class) {
     if (const std::uint32_t n = collect(cur); n != 0) {
       add_live(h, -static_cast<std::int64_t>(n));
       h.handed_since_scan += n;
-      if (cur->used == 0) {
-        reset(cur);
-        drop_spare(h);
-      }
+      if (cur->used == 0) reset(cur);
       return cur;
     }
   }
@@ -343,11 +359,7 @@ Slab* refill(Heap& h, std::size_t size_class) {
     scan_full(h);
     next = h.partial.pop();
   }
-  if (next == nullptr && h.spare != nullptr) {
-    next = h.spare;
-    h.spare = nullptr;
-  }
-  if (next == nullptr) next = adopt(h, size_class);
+  if (next == nullptr && t_heaps.reserve == nullptr) next = adopt(h, size_class);
   if (next == nullptr) next = make_slab(size_class, &t_heaps);
   if (cur != nullptr) {
     cur->place = Place::full;
@@ -420,14 +432,14 @@ void release_thread_heaps() noexcept {
   for (std::size_t c = 0; c < kPoolClasses; ++c) {
     Heap& h = t.heap[c];
     if (h.current != nullptr) retire(h.current);
-    if (h.spare != nullptr) free_slab(h.spare);
     while (Slab* s = h.partial.pop()) retire(s);
     while (Slab* s = h.full.pop()) retire(s);
-    h.current = h.spare = nullptr;
+    h.current = nullptr;
     h.handed_since_scan = 0;
     h.live.store(0, std::memory_order_relaxed);
     sweep_abandoned(c);
   }
+  free_reserve(t);
   if (t.armed) {
     if (t.prev != nullptr)
       t.prev->next = t.next;
@@ -529,7 +541,7 @@ void trim(std::size_t size_class) noexcept {
         s = next;
       }
     }
-    drop_spare(h);
+    free_reserve(t);
     if (Slab* s = h.current; s != nullptr) {
       add_live(h, -static_cast<std::int64_t>(collect(s)));
       if (s->used == 0) {
@@ -546,6 +558,7 @@ NodePoolStats stats(std::size_t size_class) noexcept {
   NodePoolStats st;
   st.block_bytes = (size_class + 1) * kPoolGranule;
   st.slabs = g_slabs[size_class].load(std::memory_order_relaxed);
+  st.reserve_slabs = g_reserve_slabs.load(std::memory_order_relaxed);
   std::lock_guard lock(g_lock);
   for (ThreadHeaps* t = g_threads; t != nullptr; t = t->next)
     st.blocks_in_use += t->heap[size_class].live.load(std::memory_order_relaxed);

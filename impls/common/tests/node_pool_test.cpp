@@ -1,9 +1,9 @@
 // ctxtree/detail/node_pool.hpp: blocks, locality, reuse, frees by other threads, memory going
 // back, thread exit, allocation failure, poisoning.
 //
-// Each test uses a size class of its own and ends with every slab of it returned, so tests do not
-// see each other's slabs, in any order and under --gtest_repeat. Bodies that need a fresh heap run
-// on a fresh thread.
+// Each test ends with every slab of the size classes it uses returned, and a body that leaves
+// slabs in its thread's reserve (which any size class may take) runs on a fresh thread, so tests
+// do not see each other's slabs, in any order and under --gtest_repeat.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -162,14 +162,67 @@ TEST(NodePool, SlabsWhoseBlocksAreAllFreedAreReturned) {
     EXPECT_EQ(Pool::stats().slabs, 3);
     EXPECT_EQ(Pool::stats().blocks_in_use, static_cast<std::int64_t>(blocks.size()));
 
+    const std::int64_t reserve = Pool::stats().reserve_slabs;
     alloc::StartTrackingBytes();
     deallocate_all<Pool>(blocks);
     EXPECT_EQ(Pool::stats().slabs, 1) << "the emptied current slab is kept for the next block";
+    EXPECT_EQ(Pool::stats().reserve_slabs, reserve + 2) << "the other two wait in the reserve";
     EXPECT_EQ(Pool::stats().blocks_in_use, 0);
     Pool::trim();
     EXPECT_EQ(alloc::StopTrackingBytes(), -static_cast<long>(3 * kPoolSlabBytes));
     EXPECT_EQ(Pool::stats().slabs, 0);
+    EXPECT_EQ(Pool::stats().reserve_slabs, reserve);
   });
+  expect_no_slabs<Pool>();
+}
+
+// Building and dropping the same number of nodes again takes no memory from operator new.
+TEST(NodePool, EmptiedSlabsAreReusedWithoutNewMemory) {
+  using Pool = NodePool<144>;
+  namespace alloc = ctxtree_test::alloc;
+  on_fresh_thread([] {
+    std::vector<void*> blocks(4 * Pool::kBlocksPerSlab);
+    for (void*& b : blocks) b = Pool::allocate();
+    deallocate_all<Pool>(blocks);
+    alloc::StartTrackingBytes();
+    for (void*& b : blocks) b = Pool::allocate();
+    EXPECT_EQ(alloc::StopTrackingBytes(), 0);
+    EXPECT_EQ(Pool::stats().slabs, 4);
+    deallocate_all<Pool>(blocks);
+    Pool::trim();
+  });
+  expect_no_slabs<Pool>();
+}
+
+// A slab one size class emptied serves another size class of the same thread.
+TEST(NodePool, ReserveSlabServesAnySizeClass) {
+  using Small = NodePool<112>;
+  using Large = NodePool<208>;
+  namespace alloc = ctxtree_test::alloc;
+  on_fresh_thread([] {
+    auto small = allocate_n<Small>(2 * Small::kBlocksPerSlab);
+    void* first_slab = reinterpret_cast<void*>(slab_of(small.front()));
+    deallocate_all<Small>(small);  // the first slab, no longer current, joins the reserve
+    alloc::StartTrackingBytes();
+    void* large = Large::allocate();
+    EXPECT_EQ(alloc::StopTrackingBytes(), 0);
+    EXPECT_EQ(reinterpret_cast<void*>(slab_of(large)), first_slab);
+    Large::deallocate(large);
+    Small::trim();
+    Large::trim();
+  });
+  expect_no_slabs<Small>();
+  expect_no_slabs<Large>();
+}
+
+TEST(NodePool, ThreadExitReturnsItsReserve) {
+  using Pool = NodePool<128>;
+  const std::int64_t reserve = Pool::stats().reserve_slabs;
+  on_fresh_thread([reserve] {
+    deallocate_all<Pool>(allocate_n<Pool>(3 * Pool::kBlocksPerSlab));
+    EXPECT_EQ(Pool::stats().reserve_slabs, reserve + 2);
+  });
+  EXPECT_EQ(Pool::stats().reserve_slabs, reserve);
   expect_no_slabs<Pool>();
 }
 

@@ -6,7 +6,7 @@
 //                                                 may throw std::bad_alloc, leaving nothing changed
 //   NodePool<Size, Align>::deallocate(block)      noexcept; any thread; no size needed
 //   NodePool<Size, Align>::trim()                 this thread's empty slabs go back now
-//   NodePool<Size, Align>::stats()                slabs held, blocks in use
+//   NodePool<Size, Align>::stats()                slabs held, slabs in reserve, blocks in use
 //
 // WHY. A tree allocating one node per derive pays malloc and free on every derive and finish,
 // and on a heap whose free lists a long-running process has scattered, siblings made together
@@ -21,13 +21,14 @@
 // class. Align is 16..128 and divides kBlockBytes; blocks start kPoolSlabHeaderBytes (a multiple
 // of 128) into a slab aligned to its size, so every block is Align-aligned.
 //
-// THREADS. Each thread has its own heap per pool: a current slab, a spare, and lists of the other
-// slabs it owns. A slab has one owner thread at a time. allocate takes, in order: the current
-// slab's local free list, its bump pointer, the current slab's frees by other threads (collected),
-// another owned slab with free blocks, a slab abandoned by an exited thread (adopted), a new slab
-// (::operator new(kPoolSlabBytes, std::align_val_t{kPoolSlabBytes})). A block freed by its slab's
-// owner goes on the slab's local free list (no atomic RMW); one freed by another thread is pushed
-// on the slab's remote stack (one CAS), which the owner takes whole when it needs blocks.
+// THREADS. Each thread has its own heap per pool: a current slab and lists of the other slabs it
+// owns; and one reserve of empty slabs that any of its heaps may take. A slab has one owner thread
+// at a time. allocate takes, in order: the current slab's local free list, its bump pointer, the
+// current slab's frees by other threads (collected), another owned slab with free blocks, a slab
+// abandoned by an exited thread (adopted, only when the reserve is empty), a reserve slab, a new
+// slab (::operator new(kPoolSlabBytes, std::align_val_t{kPoolSlabBytes})). A block freed by its
+// slab's owner goes on the slab's local free list (no atomic RMW); one freed by another thread is
+// pushed on the slab's remote stack (one CAS), which the owner takes whole when it needs blocks.
 //
 // LOCKS. allocate and deallocate take no lock (and no allocator lock in steady state), except one
 // process-wide mutex on rare paths: a thread's first allocation (registering its heaps), adopting
@@ -36,18 +37,23 @@
 // trees promise no lock on derive except malloc's own; the pool keeps that (a new slab, like a
 // malloc, may take malloc's lock).
 //
-// MEMORY. A heap takes a slab (adopted or new) only when none of its own slabs has a free block
-// it knows of, and keeps at most one slab with no block in use (the current slab or the spare);
-// a slab found empty beyond that is returned with ::operator delete. So a pool holds at most
-//   ceil((peak blocks in use + blocks freed by other threads not yet collected) / blocks per slab)
-//   + one slab per thread that allocated from it
-// slabs. When blocks are freed by other threads, the owner finds a slab they emptied when it next
-// refills after handing out a slab's worth of blocks since its last look (a look visits each of
-// its slabs once, so at most one slab visit per block handed out, on average), at trim(), or at
+// MEMORY. A heap takes a slab only when none of its own slabs has a free block it knows of. A
+// slab other than the current one that empties joins the thread's reserve, which keeps it until
+// trim() or thread exit (::operator delete then), as malloc keeps freed memory in its arena: a
+// thread that builds and drops a large tree again and again reuses the same slabs instead of
+// getting and returning them each time (with glibc a 64 KiB-aligned slab is a fresh mmap, each
+// page faulted in on first use, and munmap when returned). So until trim() a thread holds, its
+// reserve included, the most slabs its heaps ever held at once, which is at most
+//   ceil((blocks in use + blocks freed by other threads not yet collected) / blocks per slab)
+//   + one per size class it allocated from,
+// at that peak. When blocks are freed by other threads, the owner finds a slab they emptied when it
+// next refills after handing out a slab's worth of blocks since its last look (a look visits each
+// of its slabs once, so at most one slab visit per block handed out, on average), at trim(), or at
 // its exit. At thread exit the heap collects its remote frees, returns its empty slabs and
 // abandons the others to a process-wide list (reachable from a global: not a leak to
-// LeakSanitizer); an abandoned slab is adopted by the next heap needing a slab, and one emptied
-// while abandoned is reused by an adopter or returned at any thread's exit or trim().
+// LeakSanitizer); an abandoned slab is adopted by the next heap needing a slab while its thread's
+// reserve is empty, and one emptied while abandoned is reused by an adopter or returned at any
+// thread's exit or trim().
 //
 // SANITIZERS. Under AddressSanitizer a free block is poisoned (a use after free is reported); a
 // block freed by another thread keeps its first word (the stack's link) unpoisoned until its owner
@@ -71,8 +77,10 @@ inline constexpr std::size_t kPoolClasses = kPoolMaxBlockBytes / kPoolGranule;
 
 struct NodePoolStats {
   std::size_t block_bytes = 0;
-  // Slabs allocated and not yet returned: held by threads' heaps or abandoned.
+  // Slabs of this size class allocated and not yet returned: held by threads' heaps or abandoned.
   std::int64_t slabs = 0;
+  // Empty slabs in threads' reserves (process-wide, any size class).
+  std::int64_t reserve_slabs = 0;
   // Blocks handed out and not yet back with their slab's owner (a block freed by another thread
   // counts until its owner collects it).
   std::int64_t blocks_in_use = 0;
@@ -120,7 +128,7 @@ class NodePool {
   }
 
   // Collects the calling thread's remote frees and returns every slab of its heap with no block
-  // in use (the spare too), and abandoned slabs found empty.
+  // in use, its whole reserve (every size class's), and abandoned slabs found empty.
   static void trim() noexcept {
 #ifndef CTXTREE_MODEL
     node_pool::trim(kSizeClass);
@@ -129,7 +137,7 @@ class NodePool {
 
   static NodePoolStats stats() noexcept {
 #ifdef CTXTREE_MODEL
-    return {kBlockBytes, 0, 0};
+    return {kBlockBytes, 0, 0, 0};
 #else
     return node_pool::stats(kSizeClass);
 #endif
