@@ -1,8 +1,8 @@
 // LockFreeTree's child set: reserving a slot (making the set and growing it as needed) and
 // publishing an entry in it.
 #include <bit>
-#include <memory>
 
+#include "ctxtree/detail/node_memory.hpp"
 #include "lock_free_parts.hpp"
 
 namespace ctxtree::lockfree {
@@ -18,8 +18,7 @@ Word* next_or_first(Extras* e, Word* w) noexcept {
 // Appends a word to e's list; nullptr if the set closed meanwhile. Throws std::bad_alloc before
 // changing anything.
 Word* grow(Extras* e, HookPoint point) {
-  auto fresh = std::make_unique<BigWord>();
-  Word* const w = fresh.get();
+  Word* const w = &detail::new_pooled<BigWord>()->word;
   Word* tail = e->last.load(std::memory_order_acquire);  // acquire: we dereference it
   for (;;) {
     Word* next = tail->next.load(std::memory_order_acquire);
@@ -33,7 +32,6 @@ Word* grow(Extras* e, HookPoint point) {
       break;
     if (next != nullptr) tail = next;
   }
-  fresh.release();
   hook(point);
   e->last.store(w, std::memory_order_release);  // release: readers dereference it
   // An RMW on the first word, ordered against the completion's closing fetch_or there: either the
@@ -73,11 +71,13 @@ Word* other_word(Extras* e, Word* from, HookPoint point) {
 Extras* install_extras(CancelNode* p, HookPoint point) {
   Extras* e = p->extras.load(std::memory_order_acquire);  // acquire: we dereference it
   if (e == nullptr) {
-    auto fresh = std::make_unique<Extras>();
+    Extras* const fresh = detail::new_pooled<Extras>();
     // acq_rel: publishes the new Extras; acquire: a competitor's.
-    if (p->extras.compare_exchange_strong(e, fresh.get(), std::memory_order_acq_rel,
+    if (p->extras.compare_exchange_strong(e, fresh, std::memory_order_acq_rel,
                                           std::memory_order_acquire))
-      e = fresh.release();
+      e = fresh;
+    else
+      detail::delete_pooled(fresh);
     hook(point);
   }
   // Acquire (also on failure): a refused registrant (a callback run at once) sees the completion.
@@ -150,7 +150,7 @@ Reservation reserve(CancelNode* p, HookPoint point) {
 
 bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
              HookPoint point) noexcept {
-  r.word->slots[r.bit].store(entry, std::memory_order_relaxed);  // ordered by the CAS below
+  r.word->slots()[r.bit].store(entry, std::memory_order_relaxed);  // ordered by the CAS below
   const std::uint64_t add = published_bit(r.bit) | flags;
   // Acquire (also on failure): a refused registrant then reads the state completed before the
   // close (make_cancel copies it; a refused callback runs at once and may read err()).

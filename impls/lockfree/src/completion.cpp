@@ -37,7 +37,7 @@ class CallbackSlots {
       if (published_ != 0) {
         const int i = std::countr_zero(published_);
         published_ &= published_ - 1;
-        return &word_->slots[i];
+        return &word_->slots()[i];
       }
       word_ = word_->next.load(std::memory_order_acquire);  // acquire: the grown word's init
       read_word();
@@ -159,7 +159,7 @@ void prefetch_ahead(const Extras* e, const Word* w, unsigned j) noexcept {
     if (w == nullptr) return;
     j -= capacity;  // < kAhead: within the next word, which is a full one
   }
-  const std::uintptr_t v = w->slots[j].load(std::memory_order_relaxed);  // only a hint
+  const std::uintptr_t v = w->slots()[j].load(std::memory_order_relaxed);  // only a hint
   if (is_child(v)) __builtin_prefetch(&reinterpret_cast<const CancelNode*>(v)->state, /*write=*/1);
 }
 
@@ -173,7 +173,7 @@ CancelNode* next_child(const Extras* e, Word*& w, unsigned& i) noexcept {
       const auto j = static_cast<unsigned>(std::countr_zero(pub));
       pub &= pub - 1;
       // Relaxed: the acquire on the bits ordered the entry's publication.
-      const std::uintptr_t v = w->slots[j].load(std::memory_order_relaxed);
+      const std::uintptr_t v = w->slots()[j].load(std::memory_order_relaxed);
       if (is_child(v)) {
         prefetch_ahead(e, w, j);
         i = j + 1;

@@ -5,8 +5,11 @@
 
 #include <atomic>
 #include <cassert>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <system_error>
+#include <type_traits>
 
 #include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/callback.hpp"
@@ -99,20 +102,29 @@ bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
 }  // namespace lockfree
 
 // Up to 30 slots sharing one bitmap word. Slots beyond a word's capacity are reserved for ever.
+// The slots follow the word in memory (Extras::first_slots, BigWord::storage), so a full word is
+// 256 bytes, one node-pool block, and no pointer says where they are.
 struct LockFreeTree::Word {
-  Word(detail::Atomic<std::uintptr_t>* storage, std::uint64_t initial) noexcept
-      : bits(initial), slots(storage) {}
+  explicit Word(std::uint64_t initial) noexcept : bits(initial) {}
   detail::Atomic<std::uint64_t> bits;   // reserved, published, hints, kPending, kClosed
   detail::Atomic<Word*> next{nullptr};  // append-only list, set once by a CAS from null
-  detail::Atomic<std::uintptr_t>* const slots;
+
+  // The word is the first member of a standard-layout Extras or BigWord, whose every byte is
+  // therefore reachable from it: launder may hand out the slot array that follows it.
+  detail::Atomic<std::uintptr_t>* slots() noexcept {
+    return std::launder(reinterpret_cast<detail::Atomic<std::uintptr_t>*>(
+        reinterpret_cast<std::byte*>(this) + sizeof(Word)));
+  }
+  const detail::Atomic<std::uintptr_t>* slots() const noexcept {
+    return const_cast<Word*>(this)->slots();
+  }
 };
 
 // The children and callbacks of a node, made on the first registration, freed with the node.
 struct LockFreeTree::Extras {
   Extras() noexcept
-      : first(first_slots,
-              lockfree::kReservedAll & ~((std::uint64_t{1} << lockfree::kFirstSlots) - 1)) {}
-  Word first;
+      : first(lockfree::kReservedAll & ~((std::uint64_t{1} << lockfree::kFirstSlots) - 1)) {}
+  Word first;  // first member, its slots right after it
   detail::Atomic<std::uintptr_t> first_slots[lockfree::kFirstSlots];
   detail::Atomic<std::uint64_t> gate{0};    // see kGate*
   detail::Atomic<Word*> cursor{&first};     // hint: where the last free slot was found
@@ -143,11 +155,21 @@ using Extras = LockFreeTree::Extras;
 using Word = LockFreeTree::Word;
 
 // A word after the inline first one: full size, pending until the grower has checked that the
-// set is still open.
-struct BigWord final : Word {
-  BigWord() noexcept : Word(storage, kPending) {}
+// set is still open. `word` is what the set's list links; `of` gets its BigWord back.
+struct BigWord {
+  Word word{kPending};
   detail::Atomic<std::uintptr_t> storage[kSlotsPerWord];
+
+  static BigWord* of(Word* w) noexcept { return reinterpret_cast<BigWord*>(w); }
 };
+
+#ifndef CTXTREE_MODEL  // simulated atomics are not standard-layout; the layout is the same
+// Where Word::slots() looks for the slots.
+static_assert(std::is_standard_layout_v<Extras> && std::is_standard_layout_v<BigWord>);
+static_assert(offsetof(Extras, first) == 0 && offsetof(Extras, first_slots) == sizeof(Word) &&
+              offsetof(BigWord, storage) == sizeof(Word));
+static_assert(sizeof(BigWord) == 256, "a full word is one node-pool block of the largest class");
+#endif
 
 // What this thread must run once its walk is over: nodes whose callbacks it claims then, linked
 // through Extras::run_next, each with a reference taken by the walk; and callbacks it had to claim

@@ -98,7 +98,7 @@ bool LockFreeTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
   // Closed: the completer takes callback slots one by one after its walk; whoever swaps the slot
   // first owns the registration. acq_rel: pairs with run_callbacks' CAS.
   std::uintptr_t v = reinterpret_cast<std::uintptr_t>(cb) | kCallbackTag;
-  const bool removed = w->slots[bit].compare_exchange_strong(
+  const bool removed = w->slots()[bit].compare_exchange_strong(
       v, kRemovedEntry, std::memory_order_acq_rel, std::memory_order_relaxed);
   CTXTREE_HOOK(remove_child);
   return removed;
@@ -114,7 +114,7 @@ std::size_t LockFreeTree::child_count(const CancelNode* c) noexcept {
     // Acquire: the entries of published bits.
     std::uint64_t pub = (w->bits.load(std::memory_order_acquire) >> kPublishedShift) & kReservedAll;
     for (; pub != 0; pub &= pub - 1)
-      n += is_child(w->slots[std::countr_zero(pub)].load(std::memory_order_relaxed)) ? 1 : 0;
+      n += is_child(w->slots()[std::countr_zero(pub)].load(std::memory_order_relaxed)) ? 1 : 0;
   }
   return n;
 }

@@ -15,10 +15,10 @@ void free_node(CancelNode* c) noexcept {
     assert((e->gate.load(std::memory_order_relaxed) & (kGateCountMask | kPtrMask)) == 0);
     for (Word* w = e->first.next.load(std::memory_order_relaxed); w != nullptr;) {
       Word* next = w->next.load(std::memory_order_relaxed);
-      delete static_cast<BigWord*>(w);
+      detail::delete_pooled(BigWord::of(w));
       w = next;
     }
-    delete e;
+    detail::delete_pooled(e);
   }
   detail::delete_cancel_node<LockFreeTree>(c);
   detail::count_freed(LockFreeTree::index);

@@ -1,14 +1,18 @@
-// ctxtree/detail/node_memory.hpp — where a lock-free tree's cancellable nodes live.
+// ctxtree/detail/node_memory.hpp — where a lock-free tree's cancellable nodes, and the small
+// blocks a walk reads with them, live.
 //
 // A cancel node is the one allocation of a derive. It comes from this thread's NodePool
 // (node_pool.hpp): no malloc or free in steady state, and children derived together lie together
 // in one slab whatever malloc's free lists look like after a long run, so a cancel walk over
-// them does not miss the cache on every child. Timer nodes (with_deadline, with_timeout) are
-// larger, fewer and mostly freed by the timer thread: they come from operator new.
+// them does not miss the cache on every child. The same holds for what a walk reads besides the
+// nodes (LockFreeTree's child-set words): new_pooled / delete_pooled. Timer nodes (with_deadline,
+// with_timeout) are larger, fewer and mostly freed by the timer thread: they come from operator
+// new.
 #pragma once
 
 #include <new>
 #include <type_traits>
+#include <utility>
 
 #include "ctxtree/clock.hpp"
 #include "ctxtree/detail/node.hpp"
@@ -16,24 +20,38 @@
 
 namespace ctxtree::detail {
 
-template <class Tree>
-using CancelNodePool =
-    NodePool<sizeof(typename Tree::CancelNode),
-             (alignof(typename Tree::CancelNode) > 16 ? alignof(typename Tree::CancelNode) : 16)>;
+template <class T>
+using PoolFor = NodePool<sizeof(T), (alignof(T) > 16 ? alignof(T) : 16)>;
+
+// A T made in a block of this thread's pool for its size; throws std::bad_alloc with nothing
+// allocated. Under CTXTREE_MODEL, plain new: simulated atomics make T larger than its block, and
+// a model checks the tree, not the pool.
+template <class T, class... Args>
+T* new_pooled(Args&&... args) {
+  static_assert(std::is_nothrow_constructible_v<T, Args...>);
+#ifndef CTXTREE_MODEL
+  return new (PoolFor<T>::allocate()) T(std::forward<Args>(args)...);
+#else
+  return new T(std::forward<Args>(args)...);
+#endif
+}
+
+// Destroys and frees a T new_pooled made, from any thread.
+template <class T>
+void delete_pooled(T* p) noexcept {
+#ifndef CTXTREE_MODEL
+  p->~T();
+  PoolFor<T>::deallocate(p);
+#else
+  delete p;
+#endif
+}
 
 // A new cancellable node of `kind`; throws std::bad_alloc with nothing allocated.
 template <class Tree>
 typename Tree::CancelNode* new_cancel_node(Kind kind, Node<Tree>* parent, Clock::rep deadline) {
-  using CancelNode = typename Tree::CancelNode;
-  static_assert(std::is_nothrow_constructible_v<CancelNode, Kind, Node<Tree>*, Clock::rep>);
   if (kind == Kind::timer) return new typename Tree::TimerNode(kind, parent, deadline);
-#ifndef CTXTREE_MODEL
-  return new (CancelNodePool<Tree>::allocate()) CancelNode(kind, parent, deadline);
-#else
-  // Simulated atomics make the node larger than a pool block; a model checks the tree, not the
-  // pool (whose model-build allocate is operator new anyway).
-  return new CancelNode(kind, parent, deadline);
-#endif
+  return new_pooled<typename Tree::CancelNode>(kind, parent, deadline);
 }
 
 // Frees a node new_cancel_node made, from any thread.
@@ -43,12 +61,7 @@ void delete_cancel_node(typename Tree::CancelNode* c) noexcept {
     delete static_cast<typename Tree::TimerNode*>(c);
     return;
   }
-#ifndef CTXTREE_MODEL
-  c->~CancelNode();
-  CancelNodePool<Tree>::deallocate(c);
-#else
-  delete c;
-#endif
+  delete_pooled(c);
 }
 
 }  // namespace ctxtree::detail
