@@ -88,14 +88,17 @@ static_assert(kPoolSlabHeaderBytes % 64 == 0);
 // Owned slabs other than the current one, doubly linked (owner-only).
 struct SlabList {
   Slab* head = nullptr;
+  std::size_t size = 0;
 
   void push(Slab* s) noexcept {
+    ++size;
     s->prev = nullptr;
     s->next = head;
     if (head != nullptr) head->prev = s;
     head = s;
   }
   void remove(Slab* s) noexcept {
+    --size;
     if (s->prev != nullptr)
       s->prev->next = s->next;
     else
@@ -116,7 +119,10 @@ struct Heap {
   SlabList partial;         // not current: local_free not empty
   SlabList full;            // not current: local_free empty, bump at end; remote frees may wait
   // Blocks that refills made available since `full` was last scanned: the scan runs only once
-  // this reaches a slab's capacity, so its cost is spread over as many allocations.
+  // this reaches the blocks the full slabs hold, so the scan's visits (one per full slab) are
+  // spread over a slab's worth of allocations each. (A fixed threshold of one slab's worth would
+  // rescan every full slab per slab made during a long run of allocations: at 1e6 nodes, about a
+  // million cold slab headers.)
   std::uint64_t handed_since_scan = 0;
   // Blocks in use from this heap's slabs (the sum of their `used`). One writer, the owner (load
   // + store, no RMW); stats() reads it. Relaxed: a statistic, exact once the owner synchronised
@@ -149,6 +155,7 @@ constinit ThreadHeaps* g_threads = nullptr;
 // statistics.
 constinit std::atomic<std::int64_t> g_slabs[kPoolClasses] = {};
 constinit std::atomic<std::int64_t> g_reserve_slabs{0};
+constinit std::atomic<std::int64_t> g_full_scans[kPoolClasses] = {};
 
 inline void*& link(void* block) noexcept { return *static_cast<void**>(block); }
 
@@ -299,8 +306,9 @@ void local_free_slow(Heap& h, Slab* s) noexcept {
 
 // Collects every slab on `full`; moves those with free blocks to `partial`, empty ones to the
 // reserve.
-void scan_full(Heap& h) noexcept {
+void scan_full(Heap& h, std::size_t size_class) noexcept {
   h.handed_since_scan = 0;
+  g_full_scans[size_class].fetch_add(1, std::memory_order_relaxed);
   for (Slab* s = h.full.head; s != nullptr;) {
     Slab* next = s->next;
     if (const std::uint32_t n = collect(s); n != 0) {
@@ -355,8 +363,9 @@ Slab* refill(Heap& h, std::size_t size_class) {
     }
   }
   Slab* next = h.partial.pop();
-  if (next == nullptr && h.full.head != nullptr && h.handed_since_scan >= capacity_of(size_class)) {
-    scan_full(h);
+  if (next == nullptr && h.full.head != nullptr &&
+      h.handed_since_scan >= capacity_of(size_class) * h.full.size) {
+    scan_full(h, size_class);
     next = h.partial.pop();
   }
   if (next == nullptr && t_heaps.reserve == nullptr) next = adopt(h, size_class);
@@ -559,6 +568,7 @@ NodePoolStats stats(std::size_t size_class) noexcept {
   st.block_bytes = (size_class + 1) * kPoolGranule;
   st.slabs = g_slabs[size_class].load(std::memory_order_relaxed);
   st.reserve_slabs = g_reserve_slabs.load(std::memory_order_relaxed);
+  st.full_scans = g_full_scans[size_class].load(std::memory_order_relaxed);
   std::lock_guard lock(g_lock);
   for (ThreadHeaps* t = g_threads; t != nullptr; t = t->next)
     st.blocks_in_use += t->heap[size_class].live.load(std::memory_order_relaxed);

@@ -194,6 +194,21 @@ TEST(NodePool, EmptiedSlabsAreReusedWithoutNewMemory) {
   expect_no_slabs<Pool>();
 }
 
+// With no frees by other threads, a heap looks through its full slabs about log2(slabs) times
+// while it grows, not once per slab: each look costs a visit to every full slab.
+TEST(NodePool, GrowingHeapLooksForRemoteFreesLogarithmicallyOften) {
+  using Pool = NodePool<16>;
+  on_fresh_thread([] {
+    const std::int64_t scans = Pool::stats().full_scans;
+    std::vector<void*> blocks(64 * Pool::kBlocksPerSlab);
+    for (void*& b : blocks) b = Pool::allocate();
+    EXPECT_LE(Pool::stats().full_scans - scans, 8);
+    deallocate_all<Pool>(blocks);
+    Pool::trim();
+  });
+  expect_no_slabs<Pool>();
+}
+
 // A slab one size class emptied serves another size class of the same thread.
 TEST(NodePool, ReserveSlabServesAnySizeClass) {
   using Small = NodePool<112>;

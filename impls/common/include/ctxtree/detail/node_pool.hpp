@@ -47,9 +47,10 @@
 //   ceil((blocks in use + blocks freed by other threads not yet collected) / blocks per slab)
 //   + one per size class it allocated from,
 // at that peak. When blocks are freed by other threads, the owner finds a slab they emptied when it
-// next refills after handing out a slab's worth of blocks since its last look (a look visits each
-// of its slabs once, so at most one slab visit per block handed out, on average), at trim(), or at
-// its exit. At thread exit the heap collects its remote frees, returns its empty slabs and
+// next refills after handing out, since its last look, as many blocks as its full slabs hold (a
+// look visits each full slab once, so one slab visit per slab's worth of blocks handed out, on
+// average; and until it looks, the heap may take as many slabs again as it has full), at trim(),
+// or at its exit. At thread exit the heap collects its remote frees, returns its empty slabs and
 // abandons the others to a process-wide list (reachable from a global: not a leak to
 // LeakSanitizer); an abandoned slab is adopted by the next heap needing a slab while its thread's
 // reserve is empty, and one emptied while abandoned is reused by an adopter or returned at any
@@ -81,6 +82,8 @@ struct NodePoolStats {
   std::int64_t slabs = 0;
   // Empty slabs in threads' reserves (process-wide, any size class).
   std::int64_t reserve_slabs = 0;
+  // Times a heap of this size class looked through its full slabs for other threads' frees.
+  std::int64_t full_scans = 0;
   // Blocks handed out and not yet back with their slab's owner (a block freed by another thread
   // counts until its owner collects it).
   std::int64_t blocks_in_use = 0;
@@ -137,7 +140,7 @@ class NodePool {
 
   static NodePoolStats stats() noexcept {
 #ifdef CTXTREE_MODEL
-    return {kBlockBytes, 0, 0, 0};
+    return {kBlockBytes, 0, 0, 0, 0};
 #else
     return node_pool::stats(kSizeClass);
 #endif
