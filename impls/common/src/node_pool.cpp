@@ -113,7 +113,8 @@ struct SlabList {
   }
 };
 
-// One thread's heap for one size class. Owner-only except `live`.
+// One thread's heap for one size class. Owner-only except the statistics `live` and
+// `full_scans`: one writer, the owner (owner_add: load + store, no RMW); stats() reads them.
 struct Heap {
   Slab* current = nullptr;  // allocations come from here; null before the first and after trim
   SlabList partial;         // not current: local_free not empty
@@ -124,10 +125,10 @@ struct Heap {
   // rescan every full slab per slab made during a long run of allocations: at 1e6 nodes, about a
   // million cold slab headers.)
   std::uint64_t handed_since_scan = 0;
-  // Blocks in use from this heap's slabs (the sum of their `used`). One writer, the owner (load
-  // + store, no RMW); stats() reads it. Relaxed: a statistic, exact once the owner synchronised
-  // with the reader.
+  // Blocks in use from this heap's slabs (the sum of their `used`).
   std::atomic<std::int64_t> live{0};
+  // Times scan_full ran.
+  std::atomic<std::int64_t> full_scans{0};
 };
 
 // A thread's heaps, one per size class. Trivially destructible and constant-initialised, so the
@@ -137,6 +138,7 @@ struct ThreadHeaps {
   // Slabs of this thread's heaps that emptied, for any size class to take before a new slab
   // (linked through `next`; owner-only). Returned by trim() and at thread exit.
   Slab* reserve = nullptr;
+  std::atomic<std::int64_t> reserve_slabs{0};  // a statistic, written as Heap::live
   bool armed = false;           // the releaser is registered and these heaps are on g_threads
   bool closed = false;          // released at thread exit: allocations go to allocate_orphan
   ThreadHeaps* prev = nullptr;  // g_threads links, under g_lock
@@ -151,11 +153,8 @@ constinit std::mutex g_lock;
 constinit Slab* g_abandoned[kPoolClasses] = {};
 // Every armed thread's heaps (under g_lock), for stats().
 constinit ThreadHeaps* g_threads = nullptr;
-// Slabs allocated and not freed, per size class, and slabs in threads' reserves. Relaxed:
-// statistics.
+// Slabs allocated and not freed, per size class. Relaxed: a statistic.
 constinit std::atomic<std::int64_t> g_slabs[kPoolClasses] = {};
-constinit std::atomic<std::int64_t> g_reserve_slabs{0};
-constinit std::atomic<std::int64_t> g_full_scans[kPoolClasses] = {};
 
 inline void*& link(void* block) noexcept { return *static_cast<void**>(block); }
 
@@ -172,9 +171,10 @@ inline bool has_free(const Slab* s) noexcept {
   return s->local_free != nullptr || s->bump != s->end;
 }
 
-inline void add_live(Heap& h, std::int64_t delta) noexcept {
-  // Relaxed: one writer; readers want a recent value.
-  h.live.store(h.live.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+// Adds to a statistic only its owner thread writes. Relaxed: one writer; readers want a recent
+// value, exact once the owner synchronised with them.
+inline void owner_add(std::atomic<std::int64_t>& counter, std::int64_t delta) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
 // Takes a free block of `s` (has_free(s)); caller owns the slab.
@@ -199,7 +199,7 @@ Slab* make_slab(std::size_t size_class, ThreadHeaps* owner) {
   if (owner != nullptr && owner->reserve != nullptr) {
     Slab* r = owner->reserve;
     owner->reserve = r->next;
-    g_reserve_slabs.fetch_sub(1, std::memory_order_relaxed);
+    owner_add(owner->reserve_slabs, -1);
     r->~Slab();
     mem = r;
   } else {
@@ -273,7 +273,7 @@ std::uint32_t collect(Slab* s) noexcept {
 void keep_empty(ThreadHeaps& t, Slab* s) noexcept {
   assert(s->used == 0);
   g_slabs[s->size_class].fetch_sub(1, std::memory_order_relaxed);
-  g_reserve_slabs.fetch_add(1, std::memory_order_relaxed);
+  owner_add(t.reserve_slabs, 1);
   s->place = Place::reserve;
   s->prev = nullptr;
   s->next = t.reserve;
@@ -283,7 +283,7 @@ void keep_empty(ThreadHeaps& t, Slab* s) noexcept {
 void free_reserve(ThreadHeaps& t) noexcept {
   while (Slab* s = t.reserve) {
     t.reserve = s->next;
-    g_reserve_slabs.fetch_sub(1, std::memory_order_relaxed);
+    owner_add(t.reserve_slabs, -1);
     delete_slab(s);
   }
 }
@@ -306,13 +306,13 @@ void local_free_slow(Heap& h, Slab* s) noexcept {
 
 // Collects every slab on `full`; moves those with free blocks to `partial`, empty ones to the
 // reserve.
-void scan_full(Heap& h, std::size_t size_class) noexcept {
+void scan_full(Heap& h) noexcept {
   h.handed_since_scan = 0;
-  g_full_scans[size_class].fetch_add(1, std::memory_order_relaxed);
+  owner_add(h.full_scans, 1);
   for (Slab* s = h.full.head; s != nullptr;) {
     Slab* next = s->next;
     if (const std::uint32_t n = collect(s); n != 0) {
-      add_live(h, -static_cast<std::int64_t>(n));
+      owner_add(h.live, -static_cast<std::int64_t>(n));
       h.full.remove(s);
       if (s->used == 0) {
         keep_empty(t_heaps, s);
@@ -341,7 +341,7 @@ Slab* adopt(Heap& h, std::size_t size_class) {
     // Relaxed: the store of this thread's own address (see Slab::owner).
     s->owner.store(&t_heaps, std::memory_order_relaxed);
     collect(s);
-    add_live(h, s->used);
+    owner_add(h.live, s->used);
     if (s->used == 0) reset(s);
     if (has_free(s)) return s;
     s->place = Place::full;
@@ -356,7 +356,7 @@ Slab* refill(Heap& h, std::size_t size_class) {
   Slab* const cur = h.current;
   if (cur != nullptr) {
     if (const std::uint32_t n = collect(cur); n != 0) {
-      add_live(h, -static_cast<std::int64_t>(n));
+      owner_add(h.live, -static_cast<std::int64_t>(n));
       h.handed_since_scan += n;
       if (cur->used == 0) reset(cur);
       return cur;
@@ -365,7 +365,7 @@ Slab* refill(Heap& h, std::size_t size_class) {
   Slab* next = h.partial.pop();
   if (next == nullptr && h.full.head != nullptr &&
       h.handed_since_scan >= capacity_of(size_class) * h.full.size) {
-    scan_full(h, size_class);
+    scan_full(h);
     next = h.partial.pop();
   }
   if (next == nullptr && t_heaps.reserve == nullptr) next = adopt(h, size_class);
@@ -482,7 +482,7 @@ void* allocate_slow(std::size_t size_class) {
   if (!t.armed) arm(t);
   Heap& h = t.heap[size_class];
   Slab* s = refill(h, size_class);
-  add_live(h, 1);
+  owner_add(h.live, 1);
   return take_block(s);
 }
 
@@ -507,7 +507,7 @@ void* allocate(std::size_t size_class) {
   Heap& h = t_heaps.heap[size_class];
   Slab* s = h.current;
   if (s != nullptr && has_free(s)) [[likely]] {
-    add_live(h, 1);
+    owner_add(h.live, 1);
     return take_block(s);
   }
   return allocate_slow(size_class);
@@ -523,7 +523,7 @@ void deallocate(void* block) noexcept {
     link(block) = s->local_free;
     poison(block, s->block_bytes);
     s->local_free = block;
-    add_live(h, -1);
+    owner_add(h.live, -1);
     if (--s->used == 0 || s != h.current) [[unlikely]]
       local_free_slow(h, s);
     return;
@@ -538,7 +538,7 @@ void trim(std::size_t size_class) noexcept {
     for (SlabList* list : {&h.full, &h.partial}) {
       for (Slab* s = list->head; s != nullptr;) {
         Slab* next = s->next;
-        add_live(h, -static_cast<std::int64_t>(collect(s)));
+        owner_add(h.live, -static_cast<std::int64_t>(collect(s)));
         if (s->used == 0) {
           list->remove(s);
           free_slab(s);
@@ -552,7 +552,7 @@ void trim(std::size_t size_class) noexcept {
     }
     free_reserve(t);
     if (Slab* s = h.current; s != nullptr) {
-      add_live(h, -static_cast<std::int64_t>(collect(s)));
+      owner_add(h.live, -static_cast<std::int64_t>(collect(s)));
       if (s->used == 0) {
         free_slab(s);
         h.current = nullptr;
@@ -567,11 +567,12 @@ NodePoolStats stats(std::size_t size_class) noexcept {
   NodePoolStats st;
   st.block_bytes = (size_class + 1) * kPoolGranule;
   st.slabs = g_slabs[size_class].load(std::memory_order_relaxed);
-  st.reserve_slabs = g_reserve_slabs.load(std::memory_order_relaxed);
-  st.full_scans = g_full_scans[size_class].load(std::memory_order_relaxed);
   std::lock_guard lock(g_lock);
-  for (ThreadHeaps* t = g_threads; t != nullptr; t = t->next)
+  for (ThreadHeaps* t = g_threads; t != nullptr; t = t->next) {
     st.blocks_in_use += t->heap[size_class].live.load(std::memory_order_relaxed);
+    st.full_scans += t->heap[size_class].full_scans.load(std::memory_order_relaxed);
+    st.reserve_slabs += t->reserve_slabs.load(std::memory_order_relaxed);
+  }
   for (Slab* s = g_abandoned[size_class]; s != nullptr; s = s->next) st.blocks_in_use += s->used;
   return st;
 }

@@ -80,9 +80,10 @@ struct NodePoolStats {
   std::size_t block_bytes = 0;
   // Slabs of this size class allocated and not yet returned: held by threads' heaps or abandoned.
   std::int64_t slabs = 0;
-  // Empty slabs in threads' reserves (process-wide, any size class).
+  // Empty slabs in the reserves of live threads (any size class).
   std::int64_t reserve_slabs = 0;
-  // Times a heap of this size class looked through its full slabs for other threads' frees.
+  // Times the heaps of this size class in live threads looked through their full slabs for
+  // other threads' frees.
   std::int64_t full_scans = 0;
   // Blocks handed out and not yet back with their slab's owner (a block freed by another thread
   // counts until its owner collects it).
