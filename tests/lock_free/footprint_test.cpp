@@ -82,7 +82,7 @@ TYPED_TEST(FootprintTest, BytesPerCancelNode) {
 TYPED_TEST(FootprintTest, CancelledTimersDoNotAccumulate) {
   using Tree = TypeParam;
   // Cancelling frees the node at once and leaves a 16-byte record in the timer heap, which the
-  // timer thread purges once cancelled records pass half of it. Kept, 30,000 records and the
+  // arming thread purges once cancelled records pass half of it. Kept, 30,000 records and the
   // heap array would hold 480 KB + 512 KB; purged, at most the array stays (512 KB).
   constexpr int kTimers = 30000;
   constexpr std::int64_t kBound = 800 * 1024;
@@ -93,15 +93,47 @@ TYPED_TEST(FootprintTest, CancelledTimersDoNotAccumulate) {
     cancel();
   }
   EXPECT_EQ(LiveNodes<Tree>(), nodes_before);
-  // The thread purges at the top of its loop, before firing: once a timeout armed after the last
-  // purge request has fired and dropped its node, no purge is pending (nothing is freed later,
-  // under the next test's byte count).
+  // Once a timeout armed after the loop has fired and dropped its node, the timer thread has
+  // looked at every heap since (nothing is freed later, under the next test's byte count).
   {
     auto [sentinel, cancel] = ctxtree::with_timeout(ctxtree::background<Tree>(), 1ms);
     ASSERT_TRUE(sentinel.done().wait_for(20s));
   }
   ASSERT_TRUE(LiveNodesReturnTo<Tree>(nodes_before));
   EXPECT_LT(this->LiveBytes() - bytes_before, kBound);
+}
+
+// The timer heap of a thread that arms and cancels deadlines in a loop stays small: the thread
+// drops its cancelled records itself, at most the purge floor (1,024) and as many live ones.
+TYPED_TEST(FootprintTest, ArmingThreadKeepsItsCancelledTimersFew) {
+  using Tree = TypeParam;
+  const std::size_t before = ctxtree::debug::timer_records();
+  for (int i = 0; i < 30000; ++i) {
+    auto [c, cancel] = ctxtree::with_timeout(ctxtree::background<Tree>(), 1h);
+    cancel();
+  }
+  EXPECT_LE(ctxtree::debug::timer_records(), before + 2048);
+}
+
+// Deadlines armed by a thread that has stopped arming and cancelled by another leave no pile of
+// cancelled records until their deadlines: the timer thread purges that heap.
+TYPED_TEST(FootprintTest, TimersCancelledAfterTheirThreadStoppedArmingArePurged) {
+  using Tree = TypeParam;
+  constexpr std::size_t kTimers = 30000;
+  std::vector<Pair<Tree>> timers;
+  timers.reserve(kTimers);
+  std::thread([&timers] {
+    for (std::size_t i = 0; i < kTimers; ++i)
+      timers.push_back(ctxtree::with_timeout(ctxtree::background<Tree>(), 1h));
+  }).join();
+  const std::size_t armed = ctxtree::debug::timer_records();
+  ASSERT_GE(armed, kTimers);
+  for (auto& [c, cancel] : timers) cancel();
+  const auto limit = std::chrono::steady_clock::now() + 20s;
+  while (ctxtree::debug::timer_records() > armed - kTimers / 2 &&
+         std::chrono::steady_clock::now() < limit)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_LE(ctxtree::debug::timer_records(), armed - kTimers / 2);
 }
 
 }  // namespace

@@ -17,24 +17,29 @@
 #include "ctxtree/clock.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/futex.hpp"
+#include "ctxtree/detail/node_memory.hpp"
 
 namespace ctxtree::detail {
 
 // The heap's half of an armed entry: small and separately owned, so that cancelling a deadline
-// frees its node at once while the record waits in the heap for the timer thread to drop it. It
-// has two owners, each dropping one reference: the heap side (the thread, once the record leaves
-// the heap) and the entry side (whoever takes TimerEntry::record: disarm()).
+// frees its node at once while the record waits in its heap for the timer thread or a purge to
+// drop it. Two sides take its target, each with one exchange: the heap side (whoever takes the
+// record out of its heap: the thread or advance_manual() to fire it, a purge to drop it) and the
+// entry side (disarm(), which every completion of an armed node calls, fired or not). The first
+// exchange takes the entry; the second finds null and frees the record, which the first side
+// no longer touches after its exchange. A purge drops only records whose entry is taken.
 struct TimerRecord {
-  // The entry until one exchange takes it: the thread's, to fire it, or disarm()'s, to cancel it.
-  // The taker drops the timer's reference on the node, so exactly one side does.
   std::atomic<TimerEntry*> target;
-  std::atomic<std::uint32_t> refs{2};
+  const std::uint32_t shard;  // the heap it is in: disarm() counts it cancelled there
 
-  explicit TimerRecord(TimerEntry* e) noexcept : target(e) {}
+  TimerRecord(TimerEntry* e, std::uint32_t s) noexcept : target(e), shard(s) {}
 
-  void unref() noexcept {
-    // Acq_rel: the last owner frees the record after everything the other owner did with it.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  // One side's exchange: the entry if this side is first, else null, with the record freed.
+  // Acq_rel: the second side frees the record after everything the first side did with it.
+  TimerEntry* take() noexcept {
+    TimerEntry* e = target.exchange(nullptr, std::memory_order_acq_rel);
+    if (e == nullptr) delete_pooled(this);
+    return e;
   }
 };
 
@@ -45,14 +50,20 @@ thread_local bool tls_on_timer_thread = false;
 // TimerEntry::record once disarm() has run: no record will be stored.
 TimerRecord* const kClosed = reinterpret_cast<TimerRecord*>(alignof(TimerRecord));
 
-constexpr Clock::rep kAwake = std::numeric_limits<Clock::rep>::min();
 constexpr Clock::rep kNever = std::numeric_limits<Clock::rep>::max();
+// TimerService::Impl::sleeping_until while manual time is on: no arm() wakes the thread.
+constexpr Clock::rep kNoWake = std::numeric_limits<Clock::rep>::min();
 
-// The manual time, or kNoManual while deadlines are on the steady clock. Written only under the
-// service mutex (which orders the writes with the heap); read lock-free by deadline_now(). Relaxed
-// throughout: only the value itself is read, and it publishes no other data.
+// The manual time, or kNoManual while deadlines are on the steady clock. Written under the
+// service's control mutex, and by advance_manual() under every shard's lock too (see there);
+// read lock-free by deadline_now(). Relaxed throughout: only the value itself is read, and it
+// publishes no other data.
 constexpr Clock::rep kNoManual = std::numeric_limits<Clock::rep>::min();
 std::atomic<Clock::rep> g_manual_now{kNoManual};
+
+constexpr std::uint32_t kNoShard = std::numeric_limits<std::uint32_t>::max();
+// The shard this thread arms into, given on its first arm.
+thread_local std::uint32_t tls_shard = kNoShard;
 }  // namespace
 
 // The fork handlers' service, set before they are registered (instance() may still be
@@ -69,195 +80,284 @@ struct TimerService::Impl {
   static constexpr std::size_t kBatch = 64;
   // Cancelled records below this many are simply dropped when their deadlines come.
   static constexpr std::int64_t kPurgeFloor = 1024;
+  // Threads are dealt shards round-robin on their first arm: up to this many arm without sharing
+  // a lock or a written line.
+  static constexpr std::uint32_t kShards = 32;
 
-  std::mutex mu;  // arm() and the thread; never disarm()
-  // Guarded by mu:
-  std::vector<Slot> heap;              // min-heap on `when`
-  Clock::rep sleeping_until = kAwake;  // the thread's wake-up; kAwake while it runs
-  bool running = false;                // the (detached) thread exists in this process
-  std::size_t due_n = 0;               // records in `due`, taken from the heap by the last batch
-  // The batch being fired, kept here so that a forked child can arm again what the parent's
-  // thread had taken but not yet fired. `fired` (how many of the batch have started firing) is
-  // written without mu, so it is atomic; only the fork child handler reads it, alone.
+  // One heap and the threads that arm into it. The arming threads, the timer thread (a few times
+  // per wake-up) and advance_manual() take `mu`; disarm() never does.
+  struct alignas(kCacheLine) Shard {
+    std::mutex mu;
+    std::vector<Slot> heap;  // guarded by mu; a min-heap on `when`
+    // Cancelled records not yet dropped. Approximate (a canceller may count after the record
+    // was dropped): it only decides when to purge.
+    std::atomic<std::int64_t> cancelled{0};
+    std::atomic<std::size_t> size{0};  // heap.size(), stored under mu, read by disarm()
+    std::atomic<bool> purge_requested{false};
+
+    // Puts s at hole i or above it.
+    void sift_up(std::size_t i, Slot s) noexcept {
+      while (i > 0) {
+        const std::size_t parent = (i - 1) / kArity;
+        if (heap[parent].when <= s.when) break;
+        heap[i] = heap[parent];
+        i = parent;
+      }
+      heap[i] = s;
+    }
+
+    // Puts s at hole i or below it.
+    void sift_down(std::size_t i, Slot s) noexcept {
+      const std::size_t n = heap.size();
+      for (;;) {
+        const std::size_t first = kArity * i + 1;
+        if (first >= n) break;
+        std::size_t best = first;
+        for (std::size_t c = first + 1; c < std::min(first + kArity, n); ++c)
+          if (heap[c].when < heap[best].when) best = c;
+        if (heap[best].when >= s.when) break;
+        heap[i] = heap[best];
+        i = best;
+      }
+      heap[i] = s;
+    }
+
+    // The capacity must be there.
+    void push(Slot s) noexcept {
+      heap.push_back(s);
+      sift_up(heap.size() - 1, s);
+    }
+
+    TimerRecord* pop_min() noexcept {
+      TimerRecord* r = heap.front().record;
+      const Slot last = heap.back();
+      heap.pop_back();
+      if (!heap.empty()) sift_down(0, last);
+      return r;
+    }
+
+    Clock::rep earliest() const noexcept { return heap.empty() ? kNever : heap.front().when; }
+
+    // Counts a cancelled record out of the heap (its take() found the entry gone).
+    void dropped_cancelled() noexcept {
+      cancelled.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see `cancelled`
+    }
+
+    // Drops every cancelled record and rebuilds the heap: O(n), run when they outnumber the rest.
+    void purge() noexcept {
+      std::size_t kept = 0;
+      std::int64_t dropped = 0;
+      for (const Slot& s : heap) {
+        // Acquire: a null target is disarm()'s exchange, after which disarm() no longer reads
+        // the record: this side is second and frees it.
+        if (s.record->target.load(std::memory_order_acquire) == nullptr) {
+          delete_pooled(s.record);
+          ++dropped;
+        } else {
+          heap[kept++] = s;
+        }
+      }
+      heap.resize(kept);
+      for (std::size_t i = kept / kArity + 1; i-- > 0;)
+        if (i < kept) sift_down(i, heap[i]);
+      cancelled.fetch_sub(dropped, std::memory_order_relaxed);  // relaxed: see `cancelled`
+      size.store(kept, std::memory_order_relaxed);              // relaxed: a heuristic's input
+    }
+
+    // True when cancelled records are past half of the heap (and the floor): arm() then purges.
+    bool should_purge() const noexcept {
+      const std::int64_t n = cancelled.load(std::memory_order_relaxed);  // relaxed: a heuristic
+      return n >= kPurgeFloor && static_cast<std::size_t>(n) * 2 > heap.size();
+    }
+  };
+
+  Shard shards[kShards];
+  std::atomic<std::uint32_t> next_shard{0};  // relaxed: only spreads threads over the shards
+
+  // The thread's scans, manual time, starting the thread, and fork. Taken before any shard's mu.
+  std::mutex control;
+  std::atomic<bool> running{false};  // the (detached) thread exists; set under control
+  // Guarded by control: the batch being fired, kept here so that a forked child can arm again
+  // what the parent's thread had taken but not yet fired. `fired` (how many of the batch have
+  // started firing) is written without control, so it is atomic; only the fork child handler
+  // reads it, alone.
+  std::size_t due_n = 0;
   TimerRecord* due[kBatch];
   std::atomic<std::size_t> fired{0};
 
-  // Lock-free, for disarm():
-  // The thread's futex word: arm() bumps it under mu, disarm() to ask for a purge.
+  // When the sleeping thread will next look at the heaps: an arm() of an earlier entry wakes it.
+  // kNever while it looks (it may have passed the shard an arm() pushes to), kNoWake under
+  // manual time. Written only by the thread. Relaxed: an arm() whose push follows the thread's
+  // look at that shard (through the shard's mu) reads the value stored before that look or a
+  // later one, by coherence; either makes the thread see the entry in time (see run()).
+  std::atomic<Clock::rep> sleeping_until{kNever};
+  // The thread's futex word: bumped by arm() to wake it and by disarm() to ask for a purge.
   std::atomic<std::uint32_t> wake_seq{0};
-  // Cancelled records not yet dropped by the thread. Approximate (a canceller may count after
-  // the thread dropped the record): it only decides when to purge.
-  std::atomic<std::int64_t> cancelled{0};
-  std::atomic<std::size_t> heap_size{0};  // heap.size(), stored under mu
-  std::atomic<bool> purge_requested{false};
 
-  // Puts s at hole i or above it.
-  void sift_up(std::size_t i, Slot s) noexcept {
-    while (i > 0) {
-      const std::size_t parent = (i - 1) / kArity;
-      if (heap[parent].when <= s.when) break;
-      heap[i] = heap[parent];
-      i = parent;
-    }
-    heap[i] = s;
+  Shard& this_thread_shard(std::uint32_t& index) noexcept {
+    if (tls_shard == kNoShard)
+      tls_shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+    index = tls_shard;
+    return shards[index];
   }
 
-  // Puts s at hole i or below it.
-  void sift_down(std::size_t i, Slot s) noexcept {
-    const std::size_t n = heap.size();
-    for (;;) {
-      const std::size_t first = kArity * i + 1;
-      if (first >= n) break;
-      std::size_t best = first;
-      for (std::size_t c = first + 1; c < std::min(first + kArity, n); ++c)
-        if (heap[c].when < heap[best].when) best = c;
-      if (heap[best].when >= s.when) break;
-      heap[i] = heap[best];
-      i = best;
-    }
-    heap[i] = s;
+  void wake() noexcept {
+    // Relaxed: the thread reads the word before looking at the heaps; a bump ordered after its
+    // look (by a shard's mu, or after disarm's flag) is later in the word's modification order,
+    // which is all the kernel's comparison needs. note_cancelled uses release for its flag.
+    wake_seq.fetch_add(1, std::memory_order_relaxed);
+    futex_wake_all(wake_seq);
   }
 
-  // The capacity must be there.
-  void push(Slot s) noexcept {
-    heap.push_back(s);
-    sift_up(heap.size() - 1, s);
-  }
-
-  TimerRecord* pop_min() noexcept {
-    TimerRecord* r = heap.front().record;
-    const Slot last = heap.back();
-    heap.pop_back();
-    if (!heap.empty()) sift_down(0, last);
-    return r;
-  }
-
-  // Drops every cancelled record and rebuilds the heap: O(n), run when they outnumber the rest.
-  void purge() noexcept {
-    std::size_t kept = 0;
-    std::int64_t dropped = 0;
-    for (const Slot& s : heap) {
-      // Relaxed: a null target stays null, and the record's fields are not read.
-      if (s.record->target.load(std::memory_order_relaxed) == nullptr) {
-        s.record->unref();
-        ++dropped;
-      } else {
-        heap[kept++] = s;
-      }
-    }
-    heap.resize(kept);
-    for (std::size_t i = kept / kArity + 1; i-- > 0;)
-      if (i < kept) sift_down(i, heap[i]);
-    // Relaxed: heuristics, read by disarm() to decide whether to ask for a purge.
-    cancelled.fetch_sub(dropped, std::memory_order_relaxed);
-    heap_size.store(kept, std::memory_order_relaxed);
-  }
-
-  // Counts a record cancelled in the heap; when they pass half of it (and a floor), asks the
-  // thread to purge, so memory stays within about twice the live deadlines.
-  void note_cancelled() noexcept {
-    // Relaxed: heuristics (see the members).
-    const std::int64_t n = cancelled.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (n < kPurgeFloor ||
-        static_cast<std::size_t>(n) * 2 <= heap_size.load(std::memory_order_relaxed))
+  // Counts a record cancelled in its shard. The shard's arming threads purge it at half
+  // (arm()); once cancelled records pass three quarters of a shard that nobody arms into any
+  // more, the thread is asked to purge it, so memory stays within a few times the live deadlines.
+  void note_cancelled(Shard& sh) noexcept {
+    // Relaxed: heuristics (see Shard::cancelled).
+    const std::int64_t n = sh.cancelled.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n < 2 * kPurgeFloor ||
+        static_cast<std::size_t>(n) * 4 <= 3 * sh.size.load(std::memory_order_relaxed))
       return;
-    if (purge_requested.exchange(true, std::memory_order_relaxed)) return;  // asked already
+    if (sh.purge_requested.exchange(true, std::memory_order_relaxed)) return;  // asked already
     // Release: the thread's acquire load of wake_seq that sees this bump sees the request too.
     wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(wake_seq);
   }
 
+  // Under control.
   void start_thread() {
     std::thread([this] {
       tls_on_timer_thread = true;
       run();
     }).detach();
-    running = true;
+    running.store(true, std::memory_order_relaxed);  // relaxed: arm() re-checks under control
   }
 
+  void ensure_thread() {
+    if (running.load(std::memory_order_relaxed)) return;  // relaxed: re-checked under control
+    std::lock_guard lock(control);
+    if (!running.load(std::memory_order_relaxed)) start_thread();
+  }
+
+  void lock_shards() noexcept {
+    for (Shard& sh : shards) sh.mu.lock();
+  }
+  void unlock_shards() noexcept {
+    for (Shard& sh : shards) sh.mu.unlock();
+  }
+
+  // Fires the records the thread took, without control; user callbacks run here.
+  void fire_due(Shard& sh, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+      fired.store(i + 1, std::memory_order_relaxed);  // relaxed: read by the fork child alone
+      if (TimerEntry* e = due[i]->take())
+        e->fire(e);
+      else
+        sh.dropped_cancelled();
+    }
+  }
+
+  // The thread. Each round it looks at every shard under its mu, firing what is due and noting
+  // the earliest deadline left, then sleeps until then. Wake-ups are not lost: the round reads
+  // wake_seq first and stores sleeping_until = kNever before its first look, so an arm() pushing
+  // to a shard after the round looked there reads kNever or the round's final value; with kNever
+  // or an earlier deadline than that value it bumps wake_seq, which ends the futex wait at once.
   [[noreturn]] void run() {
-    std::unique_lock lock(mu);
+    std::unique_lock lock(control);
     for (;;) {
       CTXTREE_HOOK(timer_locked);
-      // Read before looking at anything, so that a bump after it ends the wait below at once.
-      // Acquire: pairs with note_cancelled's release (arm's bumps are ordered by mu).
+      sleeping_until.store(kNever, std::memory_order_relaxed);  // relaxed: see sleeping_until
+      // Acquire: pairs with note_cancelled's release, so its purge request is seen below.
       const std::uint32_t seen = wake_seq.load(std::memory_order_acquire);
-      // Relaxed: ordered by the acquire above.
-      if (purge_requested.exchange(false, std::memory_order_relaxed)) purge();
       if (g_manual_now.load(std::memory_order_relaxed) != kNoManual) {
-        // Manual time: advance_manual() fires the entries. kAwake keeps arm() from waking us;
-        // stop_manual() and purge requests bump the word.
-        sleeping_until = kAwake;
+        // Manual time: advance_manual() fires the entries; stop_manual() and purge requests
+        // bump the word.
+        sleeping_until.store(kNoWake, std::memory_order_relaxed);
         lock.unlock();
         futex_wait(wake_seq, seen, std::nullopt);
         lock.lock();
         continue;
       }
       const Clock::rep now = Clock::now().time_since_epoch().count();
-      if (heap.empty() || heap.front().when > now) {
-        sleeping_until = heap.empty() ? kNever : heap.front().when;
-        const std::optional<Clock::time_point> until =
-            heap.empty() ? std::nullopt
-                         : std::optional(Clock::time_point(Clock::duration(sleeping_until)));
-        lock.unlock();
-        futex_wait(wake_seq, seen, until);
-        lock.lock();
-        sleeping_until = kAwake;
-        continue;
-      }
-      std::size_t n = 0;
-      while (n < kBatch && !heap.empty() && heap.front().when <= now) due[n++] = pop_min();
-      heap_size.store(heap.size(), std::memory_order_relaxed);  // relaxed: see purge()
-      due_n = n;
-      // Relaxed: read only by the fork child handler, which runs after this thread's stores.
-      fired.store(0, std::memory_order_relaxed);
-      lock.unlock();
-      for (std::size_t i = 0; i < n; ++i) {
-        fired.store(i + 1, std::memory_order_relaxed);
-        TimerRecord* r = due[i];
-        // Acq_rel: one exchange of the two (this, or disarm's) takes the entry.
-        TimerEntry* e = r->target.exchange(nullptr, std::memory_order_acq_rel);
-        r->unref();
-        if (e != nullptr) {
-          e->fire(e);  // user callbacks: no lock held
-        } else {
-          cancelled.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see purge()
+      Clock::rep earliest = kNever;
+      for (Shard& sh : shards) {
+        for (;;) {
+          std::size_t n = 0;
+          Clock::rep left;
+          {
+            std::lock_guard shard_lock(sh.mu);
+            // Relaxed: ordered by the acquire load of wake_seq above.
+            if (sh.purge_requested.exchange(false, std::memory_order_relaxed)) sh.purge();
+            while (n < kBatch && !sh.heap.empty() && sh.heap.front().when <= now)
+              due[n++] = sh.pop_min();
+            sh.size.store(sh.heap.size(), std::memory_order_relaxed);  // relaxed: heuristic
+            left = sh.earliest();
+            due_n = n;
+            fired.store(0, std::memory_order_relaxed);  // relaxed: read by the fork child alone
+          }
+          if (n > 0) {
+            lock.unlock();
+            fire_due(sh, n);
+            lock.lock();
+            due_n = 0;
+          }
+          if (n < kBatch) {
+            earliest = std::min(earliest, left);
+            break;
+          }
         }
       }
+      sleeping_until.store(earliest, std::memory_order_relaxed);  // relaxed: see sleeping_until
+      const std::optional<Clock::time_point> until =
+          earliest == kNever ? std::nullopt
+                             : std::optional(Clock::time_point(Clock::duration(earliest)));
+      lock.unlock();
+      futex_wait(wake_seq, seen, until);
       lock.lock();
-      due_n = 0;
     }
   }
 
-  // fork(): the prepare handler takes mu, so the child never inherits it held by a thread that
-  // does not exist there. The thread holds mu only for heap steps, never while firing or waiting.
-  static void before_fork() noexcept { g_impl->mu.lock(); }
-  static void after_fork_in_parent() noexcept { g_impl->mu.unlock(); }
+  // fork(): the prepare handler takes control and every shard's mu, so the child never inherits
+  // one held by a thread that does not exist there. The thread holds them only for heap steps,
+  // never while firing or waiting.
+  static void before_fork() noexcept {
+    g_impl->control.lock();
+    g_impl->lock_shards();
+  }
+  static void after_fork_in_parent() noexcept {
+    g_impl->unlock_shards();
+    g_impl->control.unlock();
+  }
   static void after_fork_in_child() noexcept {
     Impl& s = *g_impl;
     if (!tls_on_timer_thread) {
       // The parent's thread is gone: arm again what it had taken but not started firing, and
       // start a thread of our own (or at the next arm, if that fails now).
-      s.running = false;
-      s.sleeping_until = kAwake;
+      s.running.store(false, std::memory_order_relaxed);  // relaxed: alone in the process
+      s.sleeping_until.store(kNever, std::memory_order_relaxed);
       const std::size_t n = std::exchange(s.due_n, 0);
+      bool pending = false;
       try {
         for (std::size_t i = s.fired.load(std::memory_order_relaxed); i < n; ++i) {
           TimerRecord* r = s.due[i];
+          Shard& sh = s.shards[r->shard];
           // Relaxed: this thread is alone in the process.
           if (TimerEntry* e = r->target.load(std::memory_order_relaxed)) {
-            if (s.heap.size() == s.heap.capacity()) s.heap.reserve(2 * s.heap.size() + 1);
-            s.push({e->when, r});
+            if (sh.heap.size() == sh.heap.capacity()) sh.heap.reserve(2 * sh.heap.size() + 1);
+            sh.push({e->when, r});
+            sh.size.store(sh.heap.size(), std::memory_order_relaxed);
           } else {
-            r->unref();  // cancelled
+            delete_pooled(r);  // cancelled: disarm() was first
+            sh.dropped_cancelled();
           }
         }
-        s.heap_size.store(s.heap.size(), std::memory_order_relaxed);
-        if (!s.heap.empty()) s.start_thread();
+        for (const Shard& sh : s.shards) pending = pending || !sh.heap.empty();
+        if (pending) s.start_thread();
       } catch (...) {  // out of memory or threads: the next arm starts the thread
       }
     }
-    s.mu.unlock();
+    s.unlock_shards();
+    s.control.unlock();
   }
 };
 
@@ -276,25 +376,28 @@ TimerService& TimerService::instance() {
 
 bool TimerService::arm(TimerEntry* e) {
   Impl& s = *impl_;
-  auto* r = new TimerRecord(e);
-  bool notify;
+  s.ensure_thread();  // may throw, before anything changed
+  std::uint32_t index;
+  Impl::Shard& sh = s.this_thread_shard(index);
+  auto* r = new_pooled<TimerRecord>(e, index);
   {
-    std::unique_lock lock(s.mu);
-    try {  // everything that can throw comes first
-      if (s.heap.size() == s.heap.capacity())
-        s.heap.reserve(std::max<std::size_t>(64, 2 * s.heap.size()));
-      if (!s.running) s.start_thread();
-    } catch (...) {
-      lock.unlock();
-      delete r;
-      throw;
+    std::unique_lock lock(sh.mu);
+    if (sh.heap.size() == sh.heap.capacity()) {
+      try {
+        sh.heap.reserve(std::max<std::size_t>(64, 2 * sh.heap.size()));
+      } catch (...) {
+        lock.unlock();
+        delete_pooled(r);
+        throw;
+      }
     }
     // An advance since the caller looked at the clock may have passed the deadline: firing it
-    // here, under mu, leaves no due entry behind in the heap.
+    // here, under the shard's mu (which advance_manual() holds when it moves the time), leaves
+    // no due entry behind in the heap.
     const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
     if (manual != kNoManual && e->when <= manual) {
       lock.unlock();
-      delete r;
+      delete_pooled(r);
       e->fire(e);  // done at once, as if the caller had found it due
       return true;
     }
@@ -304,36 +407,45 @@ bool TimerService::arm(TimerEntry* e) {
     if (!e->record.compare_exchange_strong(open, r, std::memory_order_release,
                                            std::memory_order_relaxed)) {
       lock.unlock();
-      delete r;  // completed meanwhile: disarm() closed the entry
+      delete_pooled(r);  // completed meanwhile: disarm() closed the entry
       return false;
     }
-    s.push({e->when, r});
-    s.heap_size.store(s.heap.size(), std::memory_order_relaxed);  // relaxed: see purge()
-    // Wake the thread only if it would otherwise sleep past this entry.
-    notify = s.heap.front().record == r && e->when < s.sleeping_until;
-    // Relaxed: the thread reads the word under mu, or compares it in the kernel after unlocking.
-    if (notify) s.wake_seq.fetch_add(1, std::memory_order_relaxed);
+    sh.push({e->when, r});
+    // The arming thread keeps its shard's cancelled records below half, in amortised O(1).
+    if (sh.should_purge()) sh.purge();
+    sh.size.store(sh.heap.size(), std::memory_order_relaxed);  // relaxed: a heuristic's input
   }
-  if (notify) futex_wake_all(s.wake_seq);
+  // After the push (see Impl::run). Relaxed: see Impl::sleeping_until.
+  if (e->when < s.sleeping_until.load(std::memory_order_relaxed)) s.wake();
   return true;
 }
 
 bool TimerService::disarm(TimerEntry* e) noexcept {
-  // Closes the entry, so that an arm() still to come arms nothing. Acquire: pairs with arm()'s
-  // release; whoever takes the record owns its entry side.
-  TimerRecord* r = e->record.exchange(kClosed, std::memory_order_acq_rel);
-  if (r == nullptr || r == kClosed) return false;
+  // Acquire: pairs with arm()'s release, so the record is seen constructed. A record once stored
+  // stays (arm() runs once, disarm() once per entry): it is read, not exchanged.
+  TimerRecord* r = e->record.load(std::memory_order_acquire);
+  // Not armed yet: close the entry, so that an arm() still to come arms nothing, unless that
+  // arm() stores its record first. Acquire on failure: as the load.
+  if (r == nullptr && e->record.compare_exchange_strong(r, kClosed, std::memory_order_acquire,
+                                                        std::memory_order_acquire))
+    return false;
+  if (r == kClosed) return false;
   CTXTREE_HOOK(cancel_step);
-  // Acq_rel: one exchange of the two (this, or the thread's) takes the entry.
-  const bool took = r->target.exchange(nullptr, std::memory_order_acq_rel) != nullptr;
-  r->unref();
-  if (took) impl_->note_cancelled();
-  return took;
+  Impl::Shard& sh = impl_->shards[r->shard];  // read first: take() may free the record
+  if (r->take() == nullptr) return false;     // the heap side was first: it fires the entry
+  impl_->note_cancelled(sh);
+  return true;
+}
+
+std::size_t TimerService::records() const noexcept {
+  std::size_t n = 0;
+  for (const Impl::Shard& sh : impl_->shards) n += sh.size.load(std::memory_order_relaxed);
+  return n;
 }
 
 bool TimerService::start_manual() {
   Impl& s = *impl_;
-  std::lock_guard lock(s.mu);
+  std::lock_guard lock(s.control);
   if (g_manual_now.load(std::memory_order_relaxed) != kNoManual) return false;
   g_manual_now.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   return true;
@@ -342,39 +454,44 @@ bool TimerService::start_manual() {
 void TimerService::stop_manual() noexcept {
   Impl& s = *impl_;
   {
-    std::lock_guard lock(s.mu);
+    std::lock_guard lock(s.control);
     g_manual_now.store(kNoManual, std::memory_order_relaxed);
-    // Relaxed: as in arm(), the thread reads the word under mu or compares it in the kernel.
-    s.wake_seq.fetch_add(1, std::memory_order_relaxed);
   }
-  futex_wake_all(s.wake_seq);
+  s.wake();
 }
 
 void TimerService::advance_manual(Clock::rep to) noexcept {
   Impl& s = *impl_;
-  std::unique_lock lock(s.mu);
-  // One entry per acquisition, so that an entry armed by a callback with an earlier deadline than
-  // the next one fires first.
+  std::unique_lock lock(s.control);
+  // One entry per step, so that an entry armed by a callback with an earlier deadline than the
+  // next one fires first. Each step holds every shard's mu while it reads and moves the time, so
+  // no arm() can push an entry that the new time has passed (arm() checks the time under its
+  // shard's mu).
   for (;;) {
+    s.lock_shards();
     const Clock::rep now = g_manual_now.load(std::memory_order_relaxed);
-    if (now == kNoManual) return;  // manual time ended in a callback
-    if (s.heap.empty() || s.heap.front().when > to) {
-      g_manual_now.store(std::max(now, to), std::memory_order_relaxed);
+    if (now == kNoManual) {  // manual time ended in a callback
+      s.unlock_shards();
       return;
     }
-    const Clock::rep when = s.heap.front().when;
-    TimerRecord* r = s.pop_min();
-    s.heap_size.store(s.heap.size(), std::memory_order_relaxed);  // relaxed: see purge()
-    g_manual_now.store(std::max(now, when), std::memory_order_relaxed);
-    lock.unlock();
-    // Acq_rel: one exchange of the two (this, or disarm's) takes the entry.
-    TimerEntry* e = r->target.exchange(nullptr, std::memory_order_acq_rel);
-    r->unref();
-    if (e != nullptr) {
-      e->fire(e);  // user callbacks: no lock held
-    } else {
-      s.cancelled.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see purge()
+    Impl::Shard* first = nullptr;
+    for (Impl::Shard& sh : s.shards)
+      if (sh.earliest() < (first == nullptr ? kNever : first->earliest())) first = &sh;
+    if (first == nullptr || first->earliest() > to) {
+      g_manual_now.store(std::max(now, to), std::memory_order_relaxed);
+      s.unlock_shards();
+      return;
     }
+    const Clock::rep when = first->earliest();
+    TimerRecord* r = first->pop_min();
+    first->size.store(first->heap.size(), std::memory_order_relaxed);  // relaxed: heuristic
+    g_manual_now.store(std::max(now, when), std::memory_order_relaxed);
+    s.unlock_shards();
+    lock.unlock();
+    if (TimerEntry* e = r->take())
+      e->fire(e);  // user callbacks: no lock held
+    else
+      first->dropped_cancelled();
     lock.lock();
   }
 }

@@ -424,9 +424,7 @@ std::uint64_t stage_cause(CancelNode* c, std::uint32_t err, std::error_code caus
 EpochTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) noexcept
     : detail::CancelBase<EpochTree>(kind, parent, parent->values, deadline),
       word(kind == Kind::timer ? kTimerBit : 0),
-      next(kUnlinked) {
-  refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
-}
+      next(kUnlinked) {}
 
 EpochTree::CancelNode* EpochTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
   CancelNode* c = detail::new_cancel_node<EpochTree>(kind, parent, deadline);

@@ -31,9 +31,7 @@ using lockfree::Reservation;
 
 LockFreeTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) noexcept
     : detail::CancelBase<LockFreeTree>(kind, parent, parent->values, deadline),
-      state(kind == Kind::timer ? kTimer : 0) {
-  refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
-}
+      state(kind == Kind::timer ? kTimer : 0) {}
 
 LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
   CancelNode* c = detail::new_cancel_node<LockFreeTree>(kind, parent, deadline);

@@ -12,9 +12,7 @@ using detail::Kind;
 
 MutexTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) noexcept
     : detail::CancelBase<MutexTree>(kind, parent, parent->values, deadline),
-      cancel_parent(parent->anchor) {
-  refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
-}
+      cancel_parent(parent->anchor) {}
 
 MutexTree::CancelNode* MutexTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
   CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)

@@ -92,9 +92,7 @@ void leave_parent_set(CancelNode* c) noexcept {
 
 StopTokenTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline)
     : detail::CancelBase<StopTokenTree>(kind, parent, parent->values, deadline),
-      cancel_parent(parent->anchor) {
-  refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
-}
+      cancel_parent(parent->anchor) {}
 
 void StopTokenTree::CancelNode::Link::operator()() const noexcept {
   CancelNode* c = child;

@@ -119,9 +119,7 @@ void run_callbacks(RunQueue& run) noexcept {
 GlobalLockTree::CancelNode::CancelNode(Kind kind, Node* parent,
                                        ctxtree::Clock::rep deadline) noexcept
     : ctxtree::detail::CancelBase<GlobalLockTree>(kind, parent, parent->values, deadline),
-      cancel_parent(parent->anchor) {
-  refs.store(2, std::memory_order_relaxed);  // the context and the cancel function; unpublished
-}
+      cancel_parent(parent->anchor) {}
 
 GlobalLockTree::CancelNode* GlobalLockTree::make_cancel(Node* parent, Kind kind,
                                                         ctxtree::Clock::rep deadline) {

@@ -375,21 +375,23 @@ std::pair<Context<Tree>, Func> derive_cancel(Node<Tree>* p, Kind kind, Clock::re
   return {Access::adopt<Tree>(c), Access::cancel_func<Func, Tree>(c)};
 }
 
+// `now` is deadline_now(), read once per call: a deadline not after it completes the node at once.
 template <class Func, class Tree>
 std::pair<Context<Tree>, Func> derive_deadline(Node<Tree>* p, Clock::time_point d,
-                                               std::error_code cause) {
+                                               std::error_code cause, Clock::rep now) {
   const Clock::rep when = std::min(d.time_since_epoch().count(), kNoDeadline - 1);
   const Clock::rep inherited = inherited_deadline(p);
   // Go (cur.Before(d)): only a strictly earlier parent deadline makes this exactly with_cancel.
   if (inherited < when) return derive_cancel<Func>(p, Kind::cancel, inherited);
   auto result = derive_cancel<Func>(p, Kind::timer, when);
-  start_deadline<Tree>(static_cast<typename Tree::CancelNode*>(Access::node(result.first)), cause);
+  start_deadline<Tree>(static_cast<typename Tree::CancelNode*>(Access::node(result.first)), cause,
+                       now);
   return result;
 }
 
 template <class Rep, class Period>
-Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& t) {
-  const Clock::time_point now{Clock::duration(deadline_now())};
+Clock::time_point deadline_after(Clock::rep now_rep, const std::chrono::duration<Rep, Period>& t) {
+  const Clock::time_point now{Clock::duration(now_rep)};
   const auto room = std::chrono::duration<double>(Clock::time_point::max() - now);
   if (std::chrono::duration<double>(t) >= room) return Clock::time_point::max();
   return now + std::chrono::ceil<Clock::duration>(t);
@@ -463,7 +465,7 @@ template <class Tree>
 std::pair<Context<Tree>, CancelFunc> with_deadline(const Context<Tree>& parent,
                                                    Clock::time_point d) {
   return detail::derive_deadline<CancelFunc>(
-      detail::require(parent, "with_deadline", detail::kNullParent), d, {});
+      detail::require(parent, "with_deadline", detail::kNullParent), d, {}, detail::deadline_now());
 }
 
 template <class Tree>
@@ -471,14 +473,16 @@ std::pair<Context<Tree>, CancelFunc> with_deadline_cause(const Context<Tree>& pa
                                                          Clock::time_point d,
                                                          std::error_code cause) {
   return detail::derive_deadline<CancelFunc>(
-      detail::require(parent, "with_deadline_cause", detail::kNullParent), d, cause);
+      detail::require(parent, "with_deadline_cause", detail::kNullParent), d, cause,
+      detail::deadline_now());
 }
 
 template <class Tree, class Rep, class Period>
 std::pair<Context<Tree>, CancelFunc> with_timeout(const Context<Tree>& parent,
                                                   const std::chrono::duration<Rep, Period>& t) {
   auto* p = detail::require(parent, "with_timeout", detail::kNullParent);
-  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(t), {});
+  const Clock::rep now = detail::deadline_now();
+  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(now, t), {}, now);
 }
 
 template <class Tree, class Rep, class Period>
@@ -486,7 +490,8 @@ std::pair<Context<Tree>, CancelFunc> with_timeout_cause(const Context<Tree>& par
                                                         const std::chrono::duration<Rep, Period>& t,
                                                         std::error_code cause) {
   auto* p = detail::require(parent, "with_timeout_cause", detail::kNullParent);
-  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(t), cause);
+  const Clock::rep now = detail::deadline_now();
+  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(now, t), cause, now);
 }
 
 template <class Tree, class T, class U>
@@ -708,6 +713,10 @@ template <class Tree>
 void reclaim() noexcept {
   Tree::reclaim();
 }
+
+// Deadlines in the timer service's heaps, every tree's: armed ones, and cancelled ones that no
+// purge has dropped yet.
+inline std::size_t timer_records() noexcept { return detail::TimerService::instance().records(); }
 
 }  // namespace debug
 }  // namespace ctxtree

@@ -63,8 +63,12 @@ struct Node {
 // The immutable fields every tree's cancellable node carries.
 template <class Tree>
 struct CancelBase : Node<Tree> {
+  // Unpublished, so a plain store: a new node's references are its context's and its cancel
+  // function's, and a timer node's timer's too (start_deadline gives it back if it arms nothing).
   CancelBase(Kind k, Node<Tree>* p, const ValueLayer* v, Clock::rep d) noexcept
-      : Node<Tree>(k, p, static_cast<typename Tree::CancelNode*>(this), v), deadline(d) {}
+      : Node<Tree>(k, p, static_cast<typename Tree::CancelNode*>(this), v), deadline(d) {
+    this->refs.store(k == Kind::timer ? 3 : 2, std::memory_order_relaxed);
+  }
 
   const Clock::rep deadline;  // earliest deadline on the path (kNoDeadline: none)
   // The std::stop_source bridge, made on the first stop_token() call; freed with the node.

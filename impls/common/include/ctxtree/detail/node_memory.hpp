@@ -6,8 +6,8 @@
 // in one slab whatever malloc's free lists look like after a long run, so a cancel walk over
 // them does not miss the cache on every child. The same holds for what a walk reads besides the
 // nodes (LockFreeTree's child-set words): new_pooled / delete_pooled. Timer nodes (with_deadline,
-// with_timeout) are larger, fewer and mostly freed by the timer thread: they come from operator
-// new.
+// with_timeout) too: a timer node freed by the timer thread goes back to its slab's owner through
+// the slab's remote stack, as any block freed on another thread does.
 #pragma once
 
 #include <new>
@@ -50,7 +50,7 @@ void delete_pooled(T* p) noexcept {
 // A new cancellable node of `kind`; throws std::bad_alloc with nothing allocated.
 template <class Tree>
 typename Tree::CancelNode* new_cancel_node(Kind kind, Node<Tree>* parent, Clock::rep deadline) {
-  if (kind == Kind::timer) return new typename Tree::TimerNode(kind, parent, deadline);
+  if (kind == Kind::timer) return new_pooled<typename Tree::TimerNode>(kind, parent, deadline);
   return new_pooled<typename Tree::CancelNode>(kind, parent, deadline);
 }
 
@@ -58,7 +58,7 @@ typename Tree::CancelNode* new_cancel_node(Kind kind, Node<Tree>* parent, Clock:
 template <class Tree>
 void delete_cancel_node(typename Tree::CancelNode* c) noexcept {
   if (c->kind == Kind::timer) {
-    delete static_cast<typename Tree::TimerNode*>(c);
+    delete_pooled(static_cast<typename Tree::TimerNode*>(c));
     return;
   }
   delete_pooled(c);

@@ -1,17 +1,24 @@
 // ctxtree/detail/timer.hpp — one timer thread for every deadline of every tree.
 //
-// Armed deadlines sit in an implicit 4-ary min-heap of (deadline, record) pairs. The heap array
-// keeps the keys contiguous: a pop reads about log4(n) cache lines instead of chasing pointers
+// Armed deadlines sit in implicit 4-ary min-heaps of (deadline, record) pairs. The heap arrays
+// keep the keys contiguous: a pop reads about log4(n) cache lines instead of chasing pointers
 // through cold nodes, which is what lets 100,000 deadlines over 100 ms fire on time.
 //
-// Locks. arm() takes the service mutex for O(log n) heap steps; it allocates a 16-byte record
-// (and the heap array when it grows, amortised), may start the thread (the first arm in a process
-// or in a forked child), and wakes the thread only when the new entry becomes the earliest.
-// disarm() — called by cancel walks completing deadline nodes — takes no lock and makes no system
-// call in the common case: it takes the entry out of its record with one exchange, and drops the
-// node's timer reference at once; the small record stays in the heap until the thread meets it or
-// purges it. The thread purges when cancelled records pass half of the heap (and 1,024), then
-// disarm() wakes it through a futex, so the heap stays within about twice the live deadlines.
+// Shards. There are 32 heaps, each with its own mutex; a thread is dealt one, round-robin, on its
+// first arm, so up to 32 threads arm without sharing a lock or a written cache line. The thread
+// looks at every shard when it wakes, and sleeps until the earliest deadline it saw.
+//
+// Locks. arm() takes its shard's mutex for O(log n) heap steps; it allocates a 16-byte record
+// from the node pool (and the heap array when it grows, amortised), may start the thread (the
+// first arm in a process or in a forked child), and wakes the thread only when the new entry is
+// earlier than the thread's wake-up. disarm() — called by cancel walks completing deadline nodes
+// — takes no lock and makes no system call in the common case: it takes the entry out of its
+// record with one exchange, and drops the node's timer reference at once; the small record stays
+// in its heap until the thread meets it or a purge drops it. The thread arming into a shard
+// purges it once cancelled records pass half of it (and 1,024), in amortised O(1) per arm; a
+// shard nobody arms into any more is purged by the timer thread, which disarm() wakes once its
+// cancelled records pass three quarters. So a heap stays within about twice its live deadlines
+// while its threads arm, and within four times otherwise.
 //
 // Lifetime. The thread starts on the first arm. The service is never destroyed and its thread is
 // detached: deadlines keep firing during static destruction and until the process ends, so a
@@ -19,11 +26,11 @@
 // callback on the timer thread included. Callbacks that may run during exit must not use objects
 // that static destruction has already destroyed (as for any thread still running then).
 //
-// fork(). The prepare handler takes the service lock, which the thread never holds while firing
-// or waiting, so the child never inherits it held. In the child the thread starts again at once
-// when deadlines are pending (else on the next arm): deadlines armed before the fork fire there
-// too, except one whose firing had begun on the parent's thread. When the fork is called from a
-// deadline callback, the child's thread is the timer thread and goes on serving the timers.
+// fork(). The prepare handler takes the service's locks, which the thread never holds while
+// firing or waiting, so the child never inherits one held. In the child the thread starts again at
+// once when deadlines are pending (else on the next arm): deadlines armed before the fork fire
+// there too, except one whose firing had begun on the parent's thread. When the fork is called from
+// a deadline callback, the child's thread is the timer thread and goes on serving the timers.
 //
 // Manual time (ctxtree::testing::ManualClock). While it is on, deadline_now() reads the manual
 // time instead of the steady clock, the thread leaves every entry in the heap (it waits without a
@@ -34,6 +41,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <system_error>
@@ -48,7 +56,7 @@ struct TimerEntry {
   std::chrono::steady_clock::rep when = 0;  // immutable once armed
   std::error_code cause;                    // the deadline cause; immutable once armed
   Fire fire = nullptr;                      // runs on the timer thread, no lock held
-  // Null, then the record while armed (stored by arm()), then closed by disarm(), which takes it.
+  // Null; then the record, stored once by arm(); or closed by a disarm() that came first.
   std::atomic<TimerRecord*> record{nullptr};
 };
 
@@ -65,8 +73,14 @@ class TimerService {
   bool arm(TimerEntry* e);
   // Lock-free. Cancels the entry: true if this kept an armed entry from firing (the caller then
   // owns the timer's reference on the node); false if firing began, or nothing was armed, in
-  // which case no later arm() arms it either.
+  // which case no later arm() arms it either. Called once per entry, fired or not (a tree calls
+  // it when it completes the node): an armed entry's record is freed by whichever of disarm() and
+  // the firing side comes second.
   bool disarm(TimerEntry* e) noexcept;
+
+  // Records in the heaps: armed entries, and cancelled ones no purge has dropped yet. Relaxed:
+  // exact once the threads that armed and disarmed have synchronised with the caller.
+  std::size_t records() const noexcept;
 
   // Manual time. start_manual() turns it on at the steady clock's now; false if it is on already.
   bool start_manual();
