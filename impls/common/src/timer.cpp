@@ -50,8 +50,10 @@ thread_local bool tls_on_timer_thread = false;
 // TimerEntry::record once disarm() has run: no record will be stored.
 TimerRecord* const kClosed = reinterpret_cast<TimerRecord*>(alignof(TimerRecord));
 
-constexpr Clock::rep kNever = std::numeric_limits<Clock::rep>::max();
-// TimerService::Impl::sleeping_until while manual time is on: no arm() wakes the thread.
+// TimerService::Impl::sleeping_until's values besides a deadline: the thread is looking at the
+// heaps; it sleeps with no deadline to wait for; manual time is on (no arm() wakes it).
+constexpr Clock::rep kLooking = std::numeric_limits<Clock::rep>::max();
+constexpr Clock::rep kNever = kLooking - 1;  // deadlines are clamped below kNoDeadline: never due
 constexpr Clock::rep kNoWake = std::numeric_limits<Clock::rep>::min();
 
 // The manual time, or kNoManual while deadlines are on the steady clock. Written under the
@@ -89,9 +91,15 @@ struct TimerService::Impl {
   struct alignas(kCacheLine) Shard {
     std::mutex mu;
     std::vector<Slot> heap;  // guarded by mu; a min-heap on `when`
-    // Cancelled records not yet dropped. Approximate (a canceller may count after the record
-    // was dropped): it only decides when to purge.
-    std::atomic<std::int64_t> cancelled{0};
+    // Records cancelled in this heap, counted by disarm() without an RMW when the disarming
+    // thread is the one this shard was dealt to alone (`by_owner`, its only writer), else with
+    // one (`by_others`); and those dropped from it (`dropped`, by purges and firing). Their
+    // difference, the cancelled records still in the heap, is approximate (a record may be
+    // counted dropped before it is counted cancelled): it only decides when to purge. Relaxed
+    // throughout.
+    std::atomic<std::int64_t> cancelled_by_owner{0};
+    std::atomic<std::int64_t> cancelled_by_others{0};
+    std::atomic<std::int64_t> dropped{0};
     std::atomic<std::size_t> size{0};  // heap.size(), stored under mu, read by disarm()
     std::atomic<bool> purge_requested{false};
 
@@ -138,21 +146,27 @@ struct TimerService::Impl {
 
     Clock::rep earliest() const noexcept { return heap.empty() ? kNever : heap.front().when; }
 
-    // Counts a cancelled record out of the heap (its take() found the entry gone).
-    void dropped_cancelled() noexcept {
-      cancelled.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see `cancelled`
+    // Counts cancelled records out of the heap.
+    void count_dropped(std::int64_t n) noexcept {
+      dropped.fetch_add(n, std::memory_order_relaxed);  // relaxed: see `dropped`
+    }
+
+    std::int64_t cancelled() const noexcept {
+      return cancelled_by_owner.load(std::memory_order_relaxed) +
+             cancelled_by_others.load(std::memory_order_relaxed) -
+             dropped.load(std::memory_order_relaxed);
     }
 
     // Drops every cancelled record and rebuilds the heap: O(n), run when they outnumber the rest.
     void purge() noexcept {
       std::size_t kept = 0;
-      std::int64_t dropped = 0;
+      std::int64_t n_dropped = 0;
       for (const Slot& s : heap) {
         // Acquire: a null target is disarm()'s exchange, after which disarm() no longer reads
         // the record: this side is second and frees it.
         if (s.record->target.load(std::memory_order_acquire) == nullptr) {
           delete_pooled(s.record);
-          ++dropped;
+          ++n_dropped;
         } else {
           heap[kept++] = s;
         }
@@ -160,19 +174,21 @@ struct TimerService::Impl {
       heap.resize(kept);
       for (std::size_t i = kept / kArity + 1; i-- > 0;)
         if (i < kept) sift_down(i, heap[i]);
-      cancelled.fetch_sub(dropped, std::memory_order_relaxed);  // relaxed: see `cancelled`
-      size.store(kept, std::memory_order_relaxed);              // relaxed: a heuristic's input
+      count_dropped(n_dropped);
+      size.store(kept, std::memory_order_relaxed);  // relaxed: a heuristic's input
     }
 
     // True when cancelled records are past half of the heap (and the floor): arm() then purges.
     bool should_purge() const noexcept {
-      const std::int64_t n = cancelled.load(std::memory_order_relaxed);  // relaxed: a heuristic
+      const std::int64_t n = cancelled();
       return n >= kPurgeFloor && static_cast<std::size_t>(n) * 2 > heap.size();
     }
   };
 
   Shard shards[kShards];
-  std::atomic<std::uint32_t> next_shard{0};  // relaxed: only spreads threads over the shards
+  // Shards dealt so far (past kShards: dealt again). The thread looks at the first
+  // min(next_shard, kShards); seq_cst, see run().
+  std::atomic<std::uint32_t> next_shard{0};
 
   // The thread's scans, manual time, starting the thread, and fork. Taken before any shard's mu.
   std::mutex control;
@@ -186,42 +202,59 @@ struct TimerService::Impl {
   std::atomic<std::size_t> fired{0};
 
   // When the sleeping thread will next look at the heaps: an arm() of an earlier entry wakes it.
-  // kNever while it looks (it may have passed the shard an arm() pushes to), kNoWake under
-  // manual time. Written only by the thread. Relaxed: an arm() whose push follows the thread's
-  // look at that shard (through the shard's mu) reads the value stored before that look or a
-  // later one, by coherence; either makes the thread see the entry in time (see run()).
+  // kLooking while it looks (it may have passed the shard an arm() pushes to), kNoWake under
+  // manual time. Written only by the thread; seq_cst, see run().
   std::atomic<Clock::rep> sleeping_until{kNever};
   // The thread's futex word: bumped by arm() to wake it and by disarm() to ask for a purge.
   std::atomic<std::uint32_t> wake_seq{0};
 
-  Shard& this_thread_shard(std::uint32_t& index) noexcept {
-    if (tls_shard == kNoShard)
-      tls_shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  // This thread's shard; `first` is set on its first arm, which deals it one.
+  Shard& this_thread_shard(std::uint32_t& index, bool& first) noexcept {
+    first = tls_shard == kNoShard;
+    if (first) tls_shard = next_shard.fetch_add(1, std::memory_order_seq_cst) % kShards;
     index = tls_shard;
     return shards[index];
   }
 
+  // Makes the thread's current or next futex wait return at once. Release: a bump the thread's
+  // acquire load of the word reads makes what the caller did before it (a push) visible to the
+  // looking that follows; a bump after that load ends the wait (the kernel compares the word).
+  void bump() noexcept { wake_seq.fetch_add(1, std::memory_order_release); }
+
   void wake() noexcept {
-    // Relaxed: the thread reads the word before looking at the heaps; a bump ordered after its
-    // look (by a shard's mu, or after disarm's flag) is later in the word's modification order,
-    // which is all the kernel's comparison needs. note_cancelled uses release for its flag.
-    wake_seq.fetch_add(1, std::memory_order_relaxed);
+    bump();
     futex_wake_all(wake_seq);
+  }
+
+  // After arm() pushed an entry due at `when`, unlocked: wakes the thread if it might otherwise
+  // sleep past the entry (see run()). A thread's first arm always wakes it: the thread may have
+  // counted the dealt shards before this one was dealt.
+  void after_push(Clock::rep when, bool first) noexcept {
+    const Clock::rep until = sleeping_until.load(std::memory_order_seq_cst);
+    if (first || (until != kLooking && when < until))
+      wake();
+    else if (until == kLooking)
+      bump();  // awake: no system call
   }
 
   // Counts a record cancelled in its shard. The shard's arming threads purge it at half
   // (arm()); once cancelled records pass three quarters of a shard that nobody arms into any
   // more, the thread is asked to purge it, so memory stays within a few times the live deadlines.
-  void note_cancelled(Shard& sh) noexcept {
-    // Relaxed: heuristics (see Shard::cancelled).
-    const std::int64_t n = sh.cancelled.fetch_add(1, std::memory_order_relaxed) + 1;
+  void note_cancelled(std::uint32_t index) noexcept {
+    Shard& sh = shards[index];
+    // Dealt to this thread alone: no other thread was dealt it since (next_shard counts deals).
+    if (tls_shard == index && next_shard.load(std::memory_order_relaxed) <= index + kShards) {
+      sh.cancelled_by_owner.store(sh.cancelled_by_owner.load(std::memory_order_relaxed) + 1,
+                                  std::memory_order_relaxed);
+    } else {
+      sh.cancelled_by_others.fetch_add(1, std::memory_order_relaxed);
+    }
+    const std::int64_t n = sh.cancelled();
     if (n < 2 * kPurgeFloor ||
         static_cast<std::size_t>(n) * 4 <= 3 * sh.size.load(std::memory_order_relaxed))
       return;
     if (sh.purge_requested.exchange(true, std::memory_order_relaxed)) return;  // asked already
-    // Release: the thread's acquire load of wake_seq that sees this bump sees the request too.
-    wake_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(wake_seq);
+    wake();  // its release: the thread's acquire load that sees the bump sees the request
   }
 
   // Under control.
@@ -253,26 +286,31 @@ struct TimerService::Impl {
       if (TimerEntry* e = due[i]->take())
         e->fire(e);
       else
-        sh.dropped_cancelled();
+        sh.count_dropped(1);
     }
   }
 
-  // The thread. Each round it looks at every shard under its mu, firing what is due and noting
-  // the earliest deadline left, then sleeps until then. Wake-ups are not lost: the round reads
-  // wake_seq first and stores sleeping_until = kNever before its first look, so an arm() pushing
-  // to a shard after the round looked there reads kNever or the round's final value; with kNever
-  // or an earlier deadline than that value it bumps wake_seq, which ends the futex wait at once.
+  // The thread. Each round it looks at every dealt shard under its mu, firing what is due and
+  // noting the earliest deadline left, then sleeps until then. Wake-ups are not lost. The round
+  // stores sleeping_until = kLooking, then reads wake_seq (`seen`), looks, and stores the
+  // earliest deadline before its futex wait on `seen`. An arm() that pushes to a shard after the
+  // round looked there (ordered by the shard's mu) reads, after its push, kLooking or a later
+  // value (coherence; seq_cst makes it the final value if that store precedes the load in the
+  // single total order). Reading kLooking, it bumps wake_seq, after `seen` in the word's
+  // modification order (its push follows the look, which follows the read of `seen`), so the
+  // wait returns at once; reading the final value, it wakes the thread if its entry is earlier.
+  // A shard dealt after the round counted the dealt shards is covered by the first-arm wake.
   [[noreturn]] void run() {
     std::unique_lock lock(control);
     for (;;) {
       CTXTREE_HOOK(timer_locked);
-      sleeping_until.store(kNever, std::memory_order_relaxed);  // relaxed: see sleeping_until
-      // Acquire: pairs with note_cancelled's release, so its purge request is seen below.
+      sleeping_until.store(kLooking, std::memory_order_seq_cst);
+      // Acquire: pairs with bump()'s release, so a purge request or push before it is seen below.
       const std::uint32_t seen = wake_seq.load(std::memory_order_acquire);
       if (g_manual_now.load(std::memory_order_relaxed) != kNoManual) {
         // Manual time: advance_manual() fires the entries; stop_manual() and purge requests
         // bump the word.
-        sleeping_until.store(kNoWake, std::memory_order_relaxed);
+        sleeping_until.store(kNoWake, std::memory_order_relaxed);  // relaxed: no arm() need wake it
         lock.unlock();
         futex_wait(wake_seq, seen, std::nullopt);
         lock.lock();
@@ -280,7 +318,10 @@ struct TimerService::Impl {
       }
       const Clock::rep now = Clock::now().time_since_epoch().count();
       Clock::rep earliest = kNever;
-      for (Shard& sh : shards) {
+      const std::uint32_t dealt =
+          std::min(next_shard.load(std::memory_order_seq_cst), kShards);  // see run()
+      for (std::uint32_t i = 0; i < dealt; ++i) {
+        Shard& sh = shards[i];
         for (;;) {
           std::size_t n = 0;
           Clock::rep left;
@@ -307,7 +348,9 @@ struct TimerService::Impl {
           }
         }
       }
-      sleeping_until.store(earliest, std::memory_order_relaxed);  // relaxed: see sleeping_until
+      // Firing took long enough for the next deadline to pass: look again without sleeping.
+      if (earliest != kNever && earliest <= Clock::now().time_since_epoch().count()) continue;
+      sleeping_until.store(earliest, std::memory_order_seq_cst);
       const std::optional<Clock::time_point> until =
           earliest == kNever ? std::nullopt
                              : std::optional(Clock::time_point(Clock::duration(earliest)));
@@ -348,7 +391,7 @@ struct TimerService::Impl {
             sh.size.store(sh.heap.size(), std::memory_order_relaxed);
           } else {
             delete_pooled(r);  // cancelled: disarm() was first
-            sh.dropped_cancelled();
+            sh.count_dropped(1);
           }
         }
         for (const Shard& sh : s.shards) pending = pending || !sh.heap.empty();
@@ -378,7 +421,8 @@ bool TimerService::arm(TimerEntry* e) {
   Impl& s = *impl_;
   s.ensure_thread();  // may throw, before anything changed
   std::uint32_t index;
-  Impl::Shard& sh = s.this_thread_shard(index);
+  bool first;
+  Impl::Shard& sh = s.this_thread_shard(index, first);
   auto* r = new_pooled<TimerRecord>(e, index);
   {
     std::unique_lock lock(sh.mu);
@@ -415,8 +459,7 @@ bool TimerService::arm(TimerEntry* e) {
     if (sh.should_purge()) sh.purge();
     sh.size.store(sh.heap.size(), std::memory_order_relaxed);  // relaxed: a heuristic's input
   }
-  // After the push (see Impl::run). Relaxed: see Impl::sleeping_until.
-  if (e->when < s.sleeping_until.load(std::memory_order_relaxed)) s.wake();
+  s.after_push(e->when, first);
   return true;
 }
 
@@ -431,9 +474,9 @@ bool TimerService::disarm(TimerEntry* e) noexcept {
     return false;
   if (r == kClosed) return false;
   CTXTREE_HOOK(cancel_step);
-  Impl::Shard& sh = impl_->shards[r->shard];  // read first: take() may free the record
-  if (r->take() == nullptr) return false;     // the heap side was first: it fires the entry
-  impl_->note_cancelled(sh);
+  const std::uint32_t shard = r->shard;    // read first: take() may free the record
+  if (r->take() == nullptr) return false;  // the heap side was first: it fires the entry
+  impl_->note_cancelled(shard);
   return true;
 }
 
@@ -491,7 +534,7 @@ void TimerService::advance_manual(Clock::rep to) noexcept {
     if (TimerEntry* e = r->take())
       e->fire(e);  // user callbacks: no lock held
     else
-      first->dropped_cancelled();
+      first->count_dropped(1);
     lock.lock();
   }
 }
