@@ -2,11 +2,12 @@
 //
 // Locks: none on derive, cancel, remove, lookup or callback registration, with one exception
 // shared by every tree: arming a deadline (the end of with_deadline/with_timeout, not pinned)
-// takes the timer service's mutex for a few heap steps, and the first arm in a process starts the
-// timer thread (ctxtree/detail/timer.hpp). A cancel walk that completes deadline nodes, pinned or
-// not, disarms their timers without a lock; the live-node counters take none. Cancel nodes come
-// from the per-thread node pool (ctxtree/detail/node_memory.hpp), which takes a process-wide mutex
-// only on rare paths (a thread's first node, adopting an exited thread's slab).
+// takes the mutex of this thread's timer heap (one of 32, dealt round-robin) for a few heap steps,
+// and the first arm in a process starts the timer thread (ctxtree/detail/timer.hpp). A cancel walk
+// that completes deadline nodes, pinned or not, disarms their timers without a lock; the live-node
+// counters take none. Cancel nodes come from the per-thread node pool
+// (ctxtree/detail/node_memory.hpp), which takes a process-wide mutex only on rare paths (a thread's
+// first node, adopting an exited thread's slab).
 //
 // Every cancellable node has one 64-bit `word`: the head of its child list (a Harris-Michael list,
 // pushed at the head) in the low 56 bits and its done state in the top byte (error, how the cause

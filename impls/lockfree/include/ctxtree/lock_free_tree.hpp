@@ -1,12 +1,12 @@
 // ctxtree/lock_free_tree.hpp — LockFreeTree: no mutex, spinlock or wait on any path of derive,
 // cancel, remove, lookup or callback registration.
 // One exception, shared by every tree: arming a deadline (the end of with_deadline/with_timeout)
-// takes the timer service's mutex for a few heap steps, and the first arm in a process starts the
-// timer thread (ctxtree/detail/timer.hpp). Cancel walks that complete deadline nodes disarm their
-// timers without a lock, and the live-node counters take none. Cancel nodes come from the
-// per-thread node pool (ctxtree/detail/node_memory.hpp), which takes a process-wide mutex only on
-// rare paths (a thread's first node, adopting an exited thread's slab); the rest of the memory,
-// and a new slab, come from operator new.
+// takes the mutex of this thread's timer heap (one of 32, dealt round-robin) for a few heap steps,
+// and the first arm in a process starts the timer thread (ctxtree/detail/timer.hpp). Cancel walks
+// that complete deadline nodes disarm their timers without a lock, and the live-node counters take
+// none. Cancel nodes come from the per-thread node pool (ctxtree/detail/node_memory.hpp), which
+// takes a process-wide mutex only on rare paths (a thread's first node, adopting an exited thread's
+// slab); the rest of the memory, and a new slab, come from operator new.
 //
 // Design. A cancellable node has one 64-bit `state` word: the error (2 bits), flags, and — once
 // done — the cause packed beside the error (ctxtree/detail/cause_table.hpp), so error and
