@@ -100,7 +100,10 @@ struct TimerService::Impl {
     std::atomic<std::int64_t> cancelled_by_owner{0};
     std::atomic<std::int64_t> cancelled_by_others{0};
     std::atomic<std::int64_t> dropped{0};
-    std::atomic<std::size_t> size{0};  // heap.size(), stored under mu, read by disarm()
+    // heap.size() and the earliest deadline in the heap, stored under mu after every change
+    // (publish()); read without it by disarm() (size) and by the thread before it sleeps (front).
+    std::atomic<std::size_t> size{0};
+    std::atomic<Clock::rep> front{kNever};
     std::atomic<bool> purge_requested{false};
 
     // Puts s at hole i or above it.
@@ -146,6 +149,13 @@ struct TimerService::Impl {
 
     Clock::rep earliest() const noexcept { return heap.empty() ? kNever : heap.front().when; }
 
+    // Under mu, after the heap changed. Relaxed: size is a heuristic's input; a front that did
+    // not move earlier needs no ordering (arm() stores an earlier one itself, seq_cst).
+    void publish() noexcept {
+      size.store(heap.size(), std::memory_order_relaxed);
+      front.store(earliest(), std::memory_order_relaxed);
+    }
+
     // Counts cancelled records out of the heap.
     void count_dropped(std::int64_t n) noexcept {
       dropped.fetch_add(n, std::memory_order_relaxed);  // relaxed: see `dropped`
@@ -175,7 +185,7 @@ struct TimerService::Impl {
       for (std::size_t i = kept / kArity + 1; i-- > 0;)
         if (i < kept) sift_down(i, heap[i]);
       count_dropped(n_dropped);
-      size.store(kept, std::memory_order_relaxed);  // relaxed: a heuristic's input
+      publish();
     }
 
     // True when cancelled records are past half of the heap (and the floor): arm() then purges.
@@ -201,9 +211,9 @@ struct TimerService::Impl {
   TimerRecord* due[kBatch];
   std::atomic<std::size_t> fired{0};
 
-  // When the sleeping thread will next look at the heaps: an arm() of an earlier entry wakes it.
-  // kLooking while it looks (it may have passed the shard an arm() pushes to), kNoWake under
-  // manual time. Written only by the thread; seq_cst, see run().
+  // When the sleeping thread will next look at the heaps: an arm() that makes an earlier front
+  // wakes it. kLooking while it looks, kNoWake under manual time. Written only by the thread;
+  // seq_cst, see run().
   std::atomic<Clock::rep> sleeping_until{kNever};
   // The thread's futex word: bumped by arm() to wake it and by disarm() to ask for a purge.
   std::atomic<std::uint32_t> wake_seq{0};
@@ -217,24 +227,21 @@ struct TimerService::Impl {
   }
 
   // Makes the thread's current or next futex wait return at once. Release: a bump the thread's
-  // acquire load of the word reads makes what the caller did before it (a push) visible to the
-  // looking that follows; a bump after that load ends the wait (the kernel compares the word).
-  void bump() noexcept { wake_seq.fetch_add(1, std::memory_order_release); }
-
+  // acquire load of the word reads makes what the caller did before it visible to the looking
+  // that follows; a bump after that load ends the wait (the kernel compares the word).
   void wake() noexcept {
-    bump();
+    wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(wake_seq);
   }
 
-  // After arm() pushed an entry due at `when`, unlocked: wakes the thread if it might otherwise
-  // sleep past the entry (see run()). A thread's first arm always wakes it: the thread may have
-  // counted the dealt shards before this one was dealt.
-  void after_push(Clock::rep when, bool first) noexcept {
+  // After arm() pushed an entry due at `when` and unlocked: wakes the thread if it might sleep
+  // past the entry (see run()), which only an entry that became its shard's front can make it
+  // do. A thread's first arm always wakes it: the thread may have counted the dealt shards
+  // before this one was dealt.
+  void after_push(Clock::rep when, bool first, bool new_front) noexcept {
+    if (!first && !new_front) return;
     const Clock::rep until = sleeping_until.load(std::memory_order_seq_cst);
-    if (first || (until != kLooking && when < until))
-      wake();
-    else if (until == kLooking)
-      bump();  // awake: no system call
+    if (first || (until != kLooking && when < until)) wake();
   }
 
   // Counts a record cancelled in its shard. The shard's arming threads purge it at half
@@ -291,15 +298,16 @@ struct TimerService::Impl {
   }
 
   // The thread. Each round it looks at every dealt shard under its mu, firing what is due and
-  // noting the earliest deadline left, then sleeps until then. Wake-ups are not lost. The round
-  // stores sleeping_until = kLooking, then reads wake_seq (`seen`), looks, and stores the
-  // earliest deadline before its futex wait on `seen`. An arm() that pushes to a shard after the
-  // round looked there (ordered by the shard's mu) reads, after its push, kLooking or a later
-  // value (coherence; seq_cst makes it the final value if that store precedes the load in the
-  // single total order). Reading kLooking, it bumps wake_seq, after `seen` in the word's
-  // modification order (its push follows the look, which follows the read of `seen`), so the
-  // wait returns at once; reading the final value, it wakes the thread if its entry is earlier.
-  // A shard dealt after the round counted the dealt shards is covered by the first-arm wake.
+  // noting the earliest deadline left, then sleeps until then. Wake-ups are not lost. An arm()
+  // that makes its shard's front earlier stores `front` (F), then loads sleeping_until (L); the
+  // round stores sleeping_until = the earliest deadline it saw (S), then loads every dealt
+  // shard's `front` (R) and looks again at once if one is earlier; all four are seq_cst. If R
+  // precedes F in their single total order, then S precedes L, so L reads S's value (or a later
+  // round's): the arm() wakes the thread if its entry is earlier (its bump follows the round's
+  // read of wake_seq, which came before S, so the futex wait returns at once), or the thread
+  // wakes first anyway. Otherwise R reads F's front. An entry that is not its shard's new front
+  // is not earlier than one the thread already wakes for. A shard dealt after the round counted
+  // the dealt shards is covered by the first-arm wake.
   [[noreturn]] void run() {
     std::unique_lock lock(control);
     for (;;) {
@@ -331,7 +339,7 @@ struct TimerService::Impl {
             if (sh.purge_requested.exchange(false, std::memory_order_relaxed)) sh.purge();
             while (n < kBatch && !sh.heap.empty() && sh.heap.front().when <= now)
               due[n++] = sh.pop_min();
-            sh.size.store(sh.heap.size(), std::memory_order_relaxed);  // relaxed: heuristic
+            sh.publish();
             left = sh.earliest();
             due_n = n;
             fired.store(0, std::memory_order_relaxed);  // relaxed: read by the fork child alone
@@ -351,6 +359,10 @@ struct TimerService::Impl {
       // Firing took long enough for the next deadline to pass: look again without sleeping.
       if (earliest != kNever && earliest <= Clock::now().time_since_epoch().count()) continue;
       sleeping_until.store(earliest, std::memory_order_seq_cst);
+      bool look_again = false;  // an arm() made an earlier front since this round looked there
+      for (std::uint32_t i = 0; i < dealt && !look_again; ++i)
+        look_again = shards[i].front.load(std::memory_order_seq_cst) < earliest;
+      if (look_again) continue;
       const std::optional<Clock::time_point> until =
           earliest == kNever ? std::nullopt
                              : std::optional(Clock::time_point(Clock::duration(earliest)));
@@ -388,7 +400,7 @@ struct TimerService::Impl {
           if (TimerEntry* e = r->target.load(std::memory_order_relaxed)) {
             if (sh.heap.size() == sh.heap.capacity()) sh.heap.reserve(2 * sh.heap.size() + 1);
             sh.push({e->when, r});
-            sh.size.store(sh.heap.size(), std::memory_order_relaxed);
+            sh.publish();
           } else {
             delete_pooled(r);  // cancelled: disarm() was first
             sh.count_dropped(1);
@@ -424,6 +436,7 @@ bool TimerService::arm(TimerEntry* e) {
   bool first;
   Impl::Shard& sh = s.this_thread_shard(index, first);
   auto* r = new_pooled<TimerRecord>(e, index);
+  bool new_front;
   {
     std::unique_lock lock(sh.mu);
     if (sh.heap.size() == sh.heap.capacity()) {
@@ -457,9 +470,11 @@ bool TimerService::arm(TimerEntry* e) {
     sh.push({e->when, r});
     // The arming thread keeps its shard's cancelled records below half, in amortised O(1).
     if (sh.should_purge()) sh.purge();
-    sh.size.store(sh.heap.size(), std::memory_order_relaxed);  // relaxed: a heuristic's input
+    new_front = sh.heap.front().record == r;
+    sh.publish();
+    if (new_front) sh.front.store(e->when, std::memory_order_seq_cst);  // see Impl::run
   }
-  s.after_push(e->when, first);
+  s.after_push(e->when, first, new_front);
   return true;
 }
 
@@ -527,7 +542,7 @@ void TimerService::advance_manual(Clock::rep to) noexcept {
     }
     const Clock::rep when = first->earliest();
     TimerRecord* r = first->pop_min();
-    first->size.store(first->heap.size(), std::memory_order_relaxed);  // relaxed: heuristic
+    first->publish();
     g_manual_now.store(std::max(now, when), std::memory_order_relaxed);
     s.unlock_shards();
     lock.unlock();
