@@ -2,6 +2,8 @@
 // slabs.
 #include "ctxtree/detail/node_pool.hpp"
 
+#include "ctxtree/detail/atomic.hpp"
+
 #ifndef CTXTREE_MODEL
 
 #include <atomic>
@@ -169,12 +171,6 @@ constexpr std::uint32_t capacity_of(std::size_t size_class) noexcept {
 
 inline bool has_free(const Slab* s) noexcept {
   return s->local_free != nullptr || s->bump != s->end;
-}
-
-// Adds to a statistic only its owner thread writes. Relaxed: one writer; readers want a recent
-// value, exact once the owner synchronised with them.
-inline void owner_add(std::atomic<std::int64_t>& counter, std::int64_t delta) noexcept {
-  counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
 // Takes a free block of `s` (has_free(s)); caller owns the slab.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ctxtree/clock.hpp"
+#include "ctxtree/detail/atomic.hpp"
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/futex.hpp"
 #include "ctxtree/detail/node_memory.hpp"
@@ -251,8 +252,7 @@ struct TimerService::Impl {
     Shard& sh = shards[index];
     // Dealt to this thread alone: no other thread was dealt it since (next_shard counts deals).
     if (tls_shard == index && next_shard.load(std::memory_order_relaxed) <= index + kShards) {
-      sh.cancelled_by_owner.store(sh.cancelled_by_owner.load(std::memory_order_relaxed) + 1,
-                                  std::memory_order_relaxed);
+      owner_add(sh.cancelled_by_owner, 1);
     } else {
       sh.cancelled_by_others.fetch_add(1, std::memory_order_relaxed);
     }
@@ -335,8 +335,11 @@ struct TimerService::Impl {
           Clock::rep left;
           {
             std::lock_guard shard_lock(sh.mu);
-            // Relaxed: ordered by the acquire load of wake_seq above.
-            if (sh.purge_requested.exchange(false, std::memory_order_relaxed)) sh.purge();
+            // Relaxed: ordered by the acquire load of wake_seq above. The load spares the RMW
+            // on the rounds (nearly all) with no request.
+            if (sh.purge_requested.load(std::memory_order_relaxed) &&
+                sh.purge_requested.exchange(false, std::memory_order_relaxed))
+              sh.purge();
             while (n < kBatch && !sh.heap.empty() && sh.heap.front().when <= now)
               due[n++] = sh.pop_min();
             sh.publish();

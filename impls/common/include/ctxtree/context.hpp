@@ -389,12 +389,19 @@ std::pair<Context<Tree>, Func> derive_deadline(Node<Tree>* p, Clock::time_point 
   return result;
 }
 
-template <class Rep, class Period>
-Clock::time_point deadline_after(Clock::rep now_rep, const std::chrono::duration<Rep, Period>& t) {
+// A deadline node `t` from now (saturating at Clock's end), with one clock reading for both the
+// deadline and derive_deadline's check.
+template <class Func, class Tree, class Rep, class Period>
+std::pair<Context<Tree>, Func> derive_timeout(Node<Tree>* p,
+                                              const std::chrono::duration<Rep, Period>& t,
+                                              std::error_code cause) {
+  const Clock::rep now_rep = deadline_now();
   const Clock::time_point now{Clock::duration(now_rep)};
   const auto room = std::chrono::duration<double>(Clock::time_point::max() - now);
-  if (std::chrono::duration<double>(t) >= room) return Clock::time_point::max();
-  return now + std::chrono::ceil<Clock::duration>(t);
+  const Clock::time_point d = std::chrono::duration<double>(t) >= room
+                                  ? Clock::time_point::max()
+                                  : now + std::chrono::ceil<Clock::duration>(t);
+  return derive_deadline<Func>(p, d, cause, now_rep);
 }
 
 // The std::stop_token of a tree that is not built on std::stop_source: a bridge registered as a
@@ -480,18 +487,16 @@ std::pair<Context<Tree>, CancelFunc> with_deadline_cause(const Context<Tree>& pa
 template <class Tree, class Rep, class Period>
 std::pair<Context<Tree>, CancelFunc> with_timeout(const Context<Tree>& parent,
                                                   const std::chrono::duration<Rep, Period>& t) {
-  auto* p = detail::require(parent, "with_timeout", detail::kNullParent);
-  const Clock::rep now = detail::deadline_now();
-  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(now, t), {}, now);
+  return detail::derive_timeout<CancelFunc>(
+      detail::require(parent, "with_timeout", detail::kNullParent), t, {});
 }
 
 template <class Tree, class Rep, class Period>
 std::pair<Context<Tree>, CancelFunc> with_timeout_cause(const Context<Tree>& parent,
                                                         const std::chrono::duration<Rep, Period>& t,
                                                         std::error_code cause) {
-  auto* p = detail::require(parent, "with_timeout_cause", detail::kNullParent);
-  const Clock::rep now = detail::deadline_now();
-  return detail::derive_deadline<CancelFunc>(p, detail::deadline_after(now, t), cause, now);
+  return detail::derive_timeout<CancelFunc>(
+      detail::require(parent, "with_timeout_cause", detail::kNullParent), t, cause);
 }
 
 template <class Tree, class T, class U>

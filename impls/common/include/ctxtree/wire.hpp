@@ -56,16 +56,15 @@ std::pair<Context<Tree>, CancelFunc> with_grpc_timeout(const Context<Tree>& pare
                                                        std::string_view header) {
   auto* p = ctxtree::detail::require(parent, "with_grpc_timeout", ctxtree::detail::kNullParent);
   const detail::GrpcTimeout t = detail::parse_grpc_timeout(header, "with_grpc_timeout");
-  const Clock::rep now = ctxtree::detail::deadline_now();
-  Clock::time_point d;
-  if (t.count <= std::numeric_limits<std::int64_t>::max() / t.unit_ns) {
-    d = ctxtree::detail::deadline_after(now, std::chrono::nanoseconds(t.count * t.unit_ns));
-  } else {  // up to 99,999,999 hours: past Clock's range, so deadline_after saturates
-    d = ctxtree::detail::deadline_after(
-        now, std::chrono::duration<double, std::nano>(static_cast<double>(t.count) *
-                                                      static_cast<double>(t.unit_ns)));
-  }
-  return ctxtree::detail::derive_deadline<CancelFunc>(p, d, {}, now);
+  if (t.count <= std::numeric_limits<std::int64_t>::max() / t.unit_ns)
+    return ctxtree::detail::derive_timeout<CancelFunc>(
+        p, std::chrono::nanoseconds(t.count * t.unit_ns), {});
+  // Up to 99,999,999 hours: past Clock's range, so the deadline saturates.
+  return ctxtree::detail::derive_timeout<CancelFunc>(
+      p,
+      std::chrono::duration<double, std::nano>(static_cast<double>(t.count) *
+                                               static_cast<double>(t.unit_ns)),
+      {});
 }
 
 }  // namespace ctxtree::wire

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <type_traits>
 
 #ifdef CTXTREE_MODEL
 #include "ctxtree_model/atomic.hpp"
@@ -42,3 +43,15 @@ inline void atomic_fence(std::memory_order order) noexcept { std::atomic_thread_
 #define CTXTREE_MUTANT(name) 0
 #define CTXTREE_MODEL_STEP(point) ((void)0)
 #endif
+
+namespace ctxtree::detail {
+
+// Adds to a counter that one thread alone writes (a statistic or heuristic others read): a load
+// and a store, no RMW. Relaxed: one writer; readers want a recent value, exact once the writer
+// synchronised with them.
+template <class T>
+inline void owner_add(std::atomic<T>& counter, std::type_identity_t<T> delta) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+}
+
+}  // namespace ctxtree::detail

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ctxtree/detail/atomic.hpp"
+
 namespace ctxtree::detail {
 
 inline constexpr int kMaxTrees = 8;
@@ -36,9 +38,7 @@ inline CounterShard& counter_shard() {
 }
 
 inline void count_live(CounterShard& s, int tree, std::int64_t delta) noexcept {
-  // Relaxed: the shard has one writer; readers only need some recent value.
-  s.live[tree].store(s.live[tree].load(std::memory_order_relaxed) + delta,
-                     std::memory_order_relaxed);
+  owner_add(s.live[tree], delta);  // the shard has one writer
 }
 
 // Called on free paths, which must not throw: a thread without a shard (it never allocated a
