@@ -23,17 +23,21 @@
 namespace ctxtree::detail {
 
 // The heap's half of an armed entry: small and separately owned, so that cancelling a deadline
-// frees its node at once while the record waits in its heap for the timer thread or a purge to
-// drop it. Two sides take its target, each with one exchange: the heap side (whoever takes the
-// record out of its heap: the thread or advance_manual() to fire it, a purge to drop it) and the
-// entry side (disarm(), which every completion of an armed node calls, fired or not). The first
-// exchange takes the entry; the second finds null and frees the record, which the first side
-// no longer touches after its exchange. A purge drops only records whose entry is taken.
+// frees its node at once while the record waits in its shard for the timer thread, a drain or a
+// purge to drop it. Two sides take its target, each with one exchange: the heap side (whoever
+// takes the record out of its heap: the thread or advance_manual() to fire it) and the entry side
+// (disarm(), which every completion of an armed node calls, fired or not). The first exchange
+// takes the entry; the second finds null and frees the record, which the first side no longer
+// touches after its exchange. A drain or a purge drops only records whose entry is taken.
 struct TimerRecord {
+  const Clock::rep when;  // the entry's deadline, kept here: the entry may go once it is taken
   std::atomic<TimerEntry*> target;
+  // The record below it on its shard's `incoming` stack: written by arm() before its push,
+  // read by the drain that took the stack (under the shard's mu).
+  TimerRecord* next = nullptr;
   const std::uint32_t shard;  // the heap it is in: disarm() counts it cancelled there
 
-  TimerRecord(TimerEntry* e, std::uint32_t s) noexcept : target(e), shard(s) {}
+  TimerRecord(TimerEntry* e, std::uint32_t s) noexcept : when(e->when), target(e), shard(s) {}
 
   // One side's exchange: the entry if this side is first, else null, with the record freed.
   // Acq_rel: the second side frees the record after everything the first side did with it.
@@ -59,14 +63,16 @@ constexpr Clock::rep kNoWake = std::numeric_limits<Clock::rep>::min();
 
 // The manual time, or kNoManual while deadlines are on the steady clock. Written under the
 // service's control mutex, and by advance_manual() under every shard's lock too (see there);
-// read lock-free by deadline_now(). Relaxed throughout: only the value itself is read, and it
-// publishes no other data.
+// read lock-free by deadline_now() and arm(). It publishes no other data: relaxed, except where
+// arm()'s load after its push must be ordered with the stores that start or move the time.
 constexpr Clock::rep kNoManual = std::numeric_limits<Clock::rep>::min();
 std::atomic<Clock::rep> g_manual_now{kNoManual};
 
 constexpr std::uint32_t kNoShard = std::numeric_limits<std::uint32_t>::max();
 // The shard this thread arms into, given on its first arm.
 thread_local std::uint32_t tls_shard = kNoShard;
+// This thread's arms, counted to drain its shard every kDrainEvery.
+thread_local std::uint32_t tls_arms = 0;
 }  // namespace
 
 // The fork handlers' service, set before they are registered (instance() may still be
@@ -86,12 +92,25 @@ struct TimerService::Impl {
   // Threads are dealt shards round-robin on their first arm: up to this many arm without sharing
   // a lock or a written line.
   static constexpr std::uint32_t kShards = 32;
+  // An arming thread drains its shard every this many of its arms: the records on a stack stay
+  // about this many per arming thread, and the lock is taken once per this many arms.
+  static constexpr std::uint32_t kDrainEvery = 64;
 
-  // One heap and the threads that arm into it. The arming threads, the timer thread (a few times
-  // per wake-up) and advance_manual() take `mu`; disarm() never does.
+  // One heap and the threads that arm into it. arm() pushes its record on `incoming` with one
+  // CAS and takes no lock; the records reach the heap when a holder of `mu` drains the stack: the
+  // timer thread on every look, an arming thread every kDrainEvery of its arms, advance_manual()
+  // at every step. disarm() never takes `mu`.
   struct alignas(kCacheLine) Shard {
     std::mutex mu;
     std::vector<Slot> heap;  // guarded by mu; a min-heap on `when`
+    // A stack of the records pushed since the last drain, linked by TimerRecord::next. Pushed by
+    // arm() (CAS), taken whole by drain() (exchange); seq_cst, see run().
+    std::atomic<TimerRecord*> incoming{nullptr};
+    // No later than any deadline pushed since the timer thread last drained this shard: lowered
+    // by arm() (lower_incoming_front), set back to kNever only by the thread, just before it
+    // drains. Drains by others leave it, so it stays a bound on what they moved into the heap
+    // until the thread has looked. seq_cst, see run().
+    std::atomic<Clock::rep> incoming_front{kNever};
     // Records cancelled in this heap, counted by disarm() without an RMW when the disarming
     // thread is the one this shard was dealt to alone (`by_owner`, its only writer), else with
     // one (`by_others`); and those dropped from it (`dropped`, by purges and firing). Their
@@ -140,6 +159,73 @@ struct TimerService::Impl {
       sift_up(heap.size() - 1, s);
     }
 
+    // arm()'s push. Release (in the seq_cst CAS): the drain that takes the stack sees `next`.
+    void push_incoming(TimerRecord* r) noexcept {
+      TimerRecord* head = incoming.load(std::memory_order_relaxed);  // relaxed: the CAS checks it
+      do {
+        r->next = head;
+      } while (!incoming.compare_exchange_weak(head, r, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed));
+    }
+
+    // Lowers incoming_front to `when`; true if this arm lowered it (it then checks the thread's
+    // wake-up, see run()).
+    bool lower_incoming_front(Clock::rep when) noexcept {
+      Clock::rep bound = incoming_front.load(std::memory_order_seq_cst);
+      while (when < bound)
+        if (incoming_front.compare_exchange_weak(bound, when, std::memory_order_seq_cst))
+          return true;
+      return false;
+    }
+
+    // Under mu: moves the pushed records into the heap, freeing those disarm() already took.
+    // When the heap cannot grow, the rest go back on the stack (with the bound lowered for
+    // them), so nothing is lost.
+    void drain() noexcept {
+      // Seq_cst: see run(); it also acquires every push before it, so `next` is seen.
+      TimerRecord* r = incoming.exchange(nullptr, std::memory_order_seq_cst);
+      std::int64_t n_dropped = 0;
+      while (r != nullptr) {
+        TimerRecord* const next = r->next;
+        // Acquire: a null target is disarm()'s exchange, after which disarm() no longer reads
+        // the record: this side is second and frees it.
+        if (r->target.load(std::memory_order_acquire) == nullptr) {
+          delete_pooled(r);
+          ++n_dropped;
+        } else if (heap.size() < heap.capacity() || grow()) {
+          push({r->when, r});
+        } else {
+          give_back(r);
+          break;
+        }
+        r = next;
+      }
+      count_dropped(n_dropped);
+    }
+
+    bool grow() noexcept {
+      try {
+        heap.reserve(std::max<std::size_t>(64, 2 * heap.size()));
+        return true;
+      } catch (...) {
+        return false;
+      }
+    }
+
+    // Puts the chain from `first` back on the stack, after an allocation failed.
+    void give_back(TimerRecord* first) noexcept {
+      TimerRecord* last = first;
+      Clock::rep earliest = first->when;
+      for (; last->next != nullptr; last = last->next)
+        earliest = std::min(earliest, last->next->when);
+      TimerRecord* head = incoming.load(std::memory_order_relaxed);  // relaxed: the CAS checks it
+      do {
+        last->next = head;
+      } while (!incoming.compare_exchange_weak(head, first, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed));
+      lower_incoming_front(earliest);
+    }
+
     TimerRecord* pop_min() noexcept {
       TimerRecord* r = heap.front().record;
       const Slot last = heap.back();
@@ -166,6 +252,15 @@ struct TimerService::Impl {
       return cancelled_by_owner.load(std::memory_order_relaxed) +
              cancelled_by_others.load(std::memory_order_relaxed) -
              dropped.load(std::memory_order_relaxed);
+    }
+
+    // Records on the stack, under mu (only drains unlink them).
+    std::size_t incoming_size() const noexcept {
+      std::size_t n = 0;
+      // Acquire: the pushes' `next` fields are seen.
+      for (TimerRecord* r = incoming.load(std::memory_order_acquire); r != nullptr; r = r->next)
+        ++n;
+      return n;
     }
 
     // Drops every cancelled record and rebuilds the heap: O(n), run when they outnumber the rest.
@@ -235,12 +330,12 @@ struct TimerService::Impl {
     futex_wake_all(wake_seq);
   }
 
-  // After arm() pushed an entry due at `when` and unlocked: wakes the thread if it might sleep
-  // past the entry (see run()), which only an entry that became its shard's front can make it
-  // do. A thread's first arm always wakes it: the thread may have counted the dealt shards
-  // before this one was dealt.
-  void after_push(Clock::rep when, bool first, bool new_front) noexcept {
-    if (!first && !new_front) return;
+  // After arm() pushed an entry due at `when`: wakes the thread if it might sleep past the entry
+  // (see run()), which only an entry that lowered its shard's incoming_front can make it do. A
+  // thread's first arm always wakes it: the thread may have counted the dealt shards before this
+  // one was dealt.
+  void after_push(Clock::rep when, bool first, bool lowered) noexcept {
+    if (!first && !lowered) return;
     const Clock::rep until = sleeping_until.load(std::memory_order_seq_cst);
     if (first || (until != kLooking && when < until)) wake();
   }
@@ -286,6 +381,31 @@ struct TimerService::Impl {
     for (Shard& sh : shards) sh.mu.unlock();
   }
 
+  // After an arm() made under manual time: fires, on this thread, the entries of its shard that
+  // are due at the manual time (the entry it armed, if an advance passed its deadline before
+  // it was pushed), one by one, as advance_manual() does; then nothing due is left behind.
+  void fire_manual_due(Shard& sh) noexcept {
+    for (;;) {
+      TimerRecord* r;
+      {
+        std::lock_guard lock(sh.mu);
+        // Relaxed: advance_manual() stores the time under every shard's mu.
+        const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
+        sh.drain();
+        if (manual == kNoManual || sh.earliest() > manual) {
+          sh.publish();
+          return;
+        }
+        r = sh.pop_min();
+        sh.publish();
+      }
+      if (TimerEntry* e = r->take())
+        e->fire(e);
+      else
+        sh.count_dropped(1);
+    }
+  }
+
   // Fires the records the thread took, without control; user callbacks run here.
   void fire_due(Shard& sh, std::size_t n) noexcept {
     for (std::size_t i = 0; i < n; ++i) {
@@ -297,17 +417,23 @@ struct TimerService::Impl {
     }
   }
 
-  // The thread. Each round it looks at every dealt shard under its mu, firing what is due and
-  // noting the earliest deadline left, then sleeps until then. Wake-ups are not lost. An arm()
-  // that makes its shard's front earlier stores `front` (F), then loads sleeping_until (L); the
-  // round stores sleeping_until = the earliest deadline it saw (S), then loads every dealt
-  // shard's `front` (R) and looks again at once if one is earlier; all four are seq_cst. If R
-  // precedes F in their single total order, then S precedes L, so L reads S's value (or a later
-  // round's): the arm() wakes the thread if its entry is earlier (its bump follows the round's
-  // read of wake_seq, which came before S, so the futex wait returns at once), or the thread
-  // wakes first anyway. Otherwise R reads F's front. An entry that is not its shard's new front
-  // is not earlier than one the thread already wakes for. A shard dealt after the round counted
-  // the dealt shards is covered by the first-arm wake.
+  // The thread. Each round it looks at every dealt shard under its mu: it sets the shard's
+  // incoming_front to kNever (Z), drains the stack (X), fires what is due and notes the earliest
+  // deadline left. It then lowers that to every dealt shard's incoming_front (P), stores it in
+  // sleeping_until (S), loads every incoming_front again (R), and sleeps until then unless R
+  // found one earlier. An arm() pushes (A), then lowers incoming_front to its deadline if that
+  // is earlier (C, a load or a CAS), and only if it lowered it loads sleeping_until (L). All of
+  // these are seq_cst. Wake-ups are not lost:
+  // - C leaves a bound b no later than the entry's deadline, stored by an arm W that lowered it.
+  //   The thread looks at the shard (Z) before b passes: if R precedes W's CAS, S precedes W's
+  //   L, which reads S's value or a later round's, and W wakes the thread if b is earlier (its
+  //   bump follows the round's read of wake_seq, which came before S, so the futex wait returns
+  //   at once); otherwise P or R reads b or a lower bound (only Z raises it).
+  // - At that Z, which overwrites b, C (which read b) precedes Z, so A precedes the round's X:
+  //   the round drains the entry, or a drain under mu before it moved the entry into the heap,
+  //   which the round reads.
+  // Drains by others never raise incoming_front, which is why they keep their entries covered.
+  // A shard dealt after the round counted the dealt shards is covered by the first-arm wake.
   [[noreturn]] void run() {
     std::unique_lock lock(control);
     for (;;) {
@@ -335,6 +461,8 @@ struct TimerService::Impl {
           Clock::rep left;
           {
             std::lock_guard shard_lock(sh.mu);
+            sh.incoming_front.store(kNever, std::memory_order_seq_cst);  // see run()
+            sh.drain();
             // Relaxed: ordered by the acquire load of wake_seq above. The load spares the RMW
             // on the rounds (nearly all) with no request.
             if (sh.purge_requested.load(std::memory_order_relaxed) &&
@@ -359,12 +487,16 @@ struct TimerService::Impl {
           }
         }
       }
+      // Pushed since this round drained: sleep no later than their bound.
+      for (std::uint32_t i = 0; i < dealt; ++i)
+        earliest = std::min(earliest, shards[i].incoming_front.load(std::memory_order_seq_cst));
       // Firing took long enough for the next deadline to pass: look again without sleeping.
       if (earliest != kNever && earliest <= Clock::now().time_since_epoch().count()) continue;
       sleeping_until.store(earliest, std::memory_order_seq_cst);
-      bool look_again = false;  // an arm() made an earlier front since this round looked there
+      bool look_again = false;  // an arm() lowered a bound below it since this round read it
       for (std::uint32_t i = 0; i < dealt && !look_again; ++i)
-        look_again = shards[i].front.load(std::memory_order_seq_cst) < earliest;
+        look_again = std::min(shards[i].incoming_front.load(std::memory_order_seq_cst),
+                              shards[i].front.load(std::memory_order_relaxed)) < earliest;
       if (look_again) continue;
       const std::optional<Clock::time_point> until =
           earliest == kNever ? std::nullopt
@@ -400,16 +532,18 @@ struct TimerService::Impl {
           TimerRecord* r = s.due[i];
           Shard& sh = s.shards[r->shard];
           // Relaxed: this thread is alone in the process.
-          if (TimerEntry* e = r->target.load(std::memory_order_relaxed)) {
+          if (r->target.load(std::memory_order_relaxed) != nullptr) {
             if (sh.heap.size() == sh.heap.capacity()) sh.heap.reserve(2 * sh.heap.size() + 1);
-            sh.push({e->when, r});
+            sh.push({r->when, r});
             sh.publish();
           } else {
             delete_pooled(r);  // cancelled: disarm() was first
             sh.count_dropped(1);
           }
         }
-        for (const Shard& sh : s.shards) pending = pending || !sh.heap.empty();
+        for (const Shard& sh : s.shards)
+          pending = pending || !sh.heap.empty() ||
+                    sh.incoming.load(std::memory_order_relaxed) != nullptr;  // relaxed: alone
         if (pending) s.start_thread();
       } catch (...) {  // out of memory or threads: the next arm starts the thread
       }
@@ -438,46 +572,30 @@ bool TimerService::arm(TimerEntry* e) {
   std::uint32_t index;
   bool first;
   Impl::Shard& sh = s.this_thread_shard(index, first);
-  auto* r = new_pooled<TimerRecord>(e, index);
-  bool new_front;
-  {
-    std::unique_lock lock(sh.mu);
-    if (sh.heap.size() == sh.heap.capacity()) {
-      try {
-        sh.heap.reserve(std::max<std::size_t>(64, 2 * sh.heap.size()));
-      } catch (...) {
-        lock.unlock();
-        delete_pooled(r);
-        throw;
-      }
-    }
-    // An advance since the caller looked at the clock may have passed the deadline: firing it
-    // here, under the shard's mu (which advance_manual() holds when it moves the time), leaves
-    // no due entry behind in the heap.
-    const Clock::rep manual = g_manual_now.load(std::memory_order_relaxed);
-    if (manual != kNoManual && e->when <= manual) {
-      lock.unlock();
-      delete_pooled(r);
-      e->fire(e);  // done at once, as if the caller had found it due
-      return true;
-    }
-    // The one atomic that a completion's disarm() also changes: whichever comes first in its
-    // modification order wins. Release: a disarm() that takes the record sees it constructed.
-    TimerRecord* open = nullptr;
-    if (!e->record.compare_exchange_strong(open, r, std::memory_order_release,
-                                           std::memory_order_relaxed)) {
-      lock.unlock();
-      delete_pooled(r);  // completed meanwhile: disarm() closed the entry
-      return false;
-    }
-    sh.push({e->when, r});
-    // The arming thread keeps its shard's cancelled records below half, in amortised O(1).
-    if (sh.should_purge()) sh.purge();
-    new_front = sh.heap.front().record == r;
-    sh.publish();
-    if (new_front) sh.front.store(e->when, std::memory_order_seq_cst);  // see Impl::run
+  auto* r = new_pooled<TimerRecord>(e, index);  // may throw, before anything changed
+  // The one atomic that a completion's disarm() also changes: whichever comes first in its
+  // modification order wins. Release: a disarm() that takes the record sees it constructed.
+  TimerRecord* open = nullptr;
+  if (!e->record.compare_exchange_strong(open, r, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+    delete_pooled(r);  // completed meanwhile: disarm() closed the entry
+    return false;
   }
-  s.after_push(e->when, first, new_front);
+  sh.push_incoming(r);
+  const bool lowered = sh.lower_incoming_front(e->when);
+  // Seq_cst, against advance_manual()'s store and drain: an advance that passed the deadline
+  // either drained this record or stored its time before this load, and then this thread fires
+  // what is due.
+  if (g_manual_now.load(std::memory_order_seq_cst) != kNoManual) s.fire_manual_due(sh);
+  s.after_push(e->when, first, lowered);
+  if (++tls_arms % Impl::kDrainEvery == 0) {
+    // Keeps this shard's stack short and its cancelled records below half the heap, in
+    // amortised O(1) per arm.
+    std::lock_guard lock(sh.mu);
+    sh.drain();
+    if (sh.should_purge()) sh.purge();
+    sh.publish();
+  }
   return true;
 }
 
@@ -500,7 +618,10 @@ bool TimerService::disarm(TimerEntry* e) noexcept {
 
 std::size_t TimerService::records() const noexcept {
   std::size_t n = 0;
-  for (const Impl::Shard& sh : impl_->shards) n += sh.size.load(std::memory_order_relaxed);
+  for (Impl::Shard& sh : impl_->shards) {
+    std::lock_guard lock(sh.mu);
+    n += sh.heap.size() + sh.incoming_size();
+  }
   return n;
 }
 
@@ -508,7 +629,8 @@ bool TimerService::start_manual() {
   Impl& s = *impl_;
   std::lock_guard lock(s.control);
   if (g_manual_now.load(std::memory_order_relaxed) != kNoManual) return false;
-  g_manual_now.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  // Seq_cst: against arm()'s load after its push (see there).
+  g_manual_now.store(Clock::now().time_since_epoch().count(), std::memory_order_seq_cst);
   return true;
 }
 
@@ -525,9 +647,9 @@ void TimerService::advance_manual(Clock::rep to) noexcept {
   Impl& s = *impl_;
   std::unique_lock lock(s.control);
   // One entry per step, so that an entry armed by a callback with an earlier deadline than the
-  // next one fires first. Each step holds every shard's mu while it reads and moves the time, so
-  // no arm() can push an entry that the new time has passed (arm() checks the time under its
-  // shard's mu).
+  // next one fires first. Each step holds every shard's mu while it drains the stacks and reads
+  // and moves the time; an arm() whose push the drain missed reads the new time and fires its
+  // entry if due (see arm()).
   for (;;) {
     s.lock_shards();
     const Clock::rep now = g_manual_now.load(std::memory_order_relaxed);
@@ -535,18 +657,20 @@ void TimerService::advance_manual(Clock::rep to) noexcept {
       s.unlock_shards();
       return;
     }
+    for (Impl::Shard& sh : s.shards) sh.drain();
     Impl::Shard* first = nullptr;
     for (Impl::Shard& sh : s.shards)
       if (sh.earliest() < (first == nullptr ? kNever : first->earliest())) first = &sh;
     if (first == nullptr || first->earliest() > to) {
-      g_manual_now.store(std::max(now, to), std::memory_order_relaxed);
+      // Seq_cst: against arm()'s load after its push (see there).
+      g_manual_now.store(std::max(now, to), std::memory_order_seq_cst);
       s.unlock_shards();
       return;
     }
     const Clock::rep when = first->earliest();
     TimerRecord* r = first->pop_min();
     first->publish();
-    g_manual_now.store(std::max(now, when), std::memory_order_relaxed);
+    g_manual_now.store(std::max(now, when), std::memory_order_seq_cst);  // as above
     s.unlock_shards();
     lock.unlock();
     if (TimerEntry* e = r->take())

@@ -2,7 +2,7 @@
 //
 // Locks: none on derive, cancel, remove, lookup or callback registration, with one exception
 // shared by every tree: arming a deadline (the end of with_deadline/with_timeout, not pinned)
-// takes the mutex of this thread's timer heap (one of 32, dealt round-robin) for a few heap steps,
+// takes the mutex of this thread's timer shard (one of 32, dealt round-robin) on one arm in 64,
 // and the first arm in a process starts the timer thread (ctxtree/detail/timer.hpp). A cancel walk
 // that completes deadline nodes, pinned or not, disarms their timers without a lock; the live-node
 // counters take none. Cancel nodes come from the per-thread node pool

@@ -1,7 +1,7 @@
 // ctxtree/lock_free_tree.hpp — LockFreeTree: no mutex, spinlock or wait on any path of derive,
 // cancel, remove, lookup or callback registration.
 // One exception, shared by every tree: arming a deadline (the end of with_deadline/with_timeout)
-// takes the mutex of this thread's timer heap (one of 32, dealt round-robin) for a few heap steps,
+// takes the mutex of this thread's timer shard (one of 32, dealt round-robin) on one arm in 64,
 // and the first arm in a process starts the timer thread (ctxtree/detail/timer.hpp). Cancel walks
 // that complete deadline nodes disarm their timers without a lock, and the live-node counters take
 // none. Cancel nodes come from the per-thread node pool (ctxtree/detail/node_memory.hpp), which

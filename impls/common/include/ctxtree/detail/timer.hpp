@@ -8,17 +8,19 @@
 // first arm, so up to 32 threads arm without sharing a lock or a written cache line. The thread
 // looks at every shard when it wakes, and sleeps until the earliest deadline it saw.
 //
-// Locks. arm() takes its shard's mutex for O(log n) heap steps; it allocates a 16-byte record
-// from the node pool (and the heap array when it grows, amortised), may start the thread (the
-// first arm in a process or in a forked child), and wakes the thread only when the new entry is
-// earlier than the thread's wake-up. disarm() — called by cancel walks completing deadline nodes
-// — takes no lock and makes no system call in the common case: it takes the entry out of its
-// record with one exchange, and drops the node's timer reference at once; the small record stays
-// in its heap until the thread meets it or a purge drops it. The thread arming into a shard
-// purges it once cancelled records pass half of it (and 1,024), in amortised O(1) per arm; a
-// shard nobody arms into any more is purged by the timer thread, which disarm() wakes once its
-// cancelled records pass three quarters. So a heap stays within about twice its live deadlines
-// while its threads arm, and within four times otherwise.
+// Locks. arm() takes no lock in the common case: it allocates a 32-byte record from the node pool,
+// pushes it on its shard's stack with one CAS, and wakes the thread only when the new entry may
+// be earlier than the thread's wake-up. Every 64 arms the arming thread takes its
+// shard's mutex to move the stack into the heap (O(log n) a record, amortised), dropping the
+// records already cancelled; the thread drains the stacks whenever it looks. A thread's first arm
+// in a process (or in a forked child) may start the thread. disarm() — called by cancel walks
+// completing deadline nodes — takes no lock and makes no system call in the common case: it
+// takes the entry out of its record with one exchange, and drops the node's timer reference at
+// once; the small record stays in its shard until a drain, the thread or a purge drops it. The
+// arming thread purges its heap once cancelled records pass half of it (and 1,024), in amortised
+// O(1) per arm; a shard nobody arms into any more is purged by the timer thread, which disarm()
+// wakes once its cancelled records pass three quarters. So a heap stays within about twice its
+// live deadlines while its threads arm, and within four times otherwise.
 //
 // Lifetime. The thread starts on the first arm. The service is never destroyed and its thread is
 // detached: deadlines keep firing during static destruction and until the process ends, so a
