@@ -19,6 +19,7 @@
 #include "ctxtree/detail/config.hpp"
 #include "ctxtree/detail/futex.hpp"
 #include "ctxtree/detail/node_memory.hpp"
+#include "ctxtree/detail/timer_inbox.hpp"
 
 namespace ctxtree::detail {
 
@@ -32,8 +33,8 @@ namespace ctxtree::detail {
 struct TimerRecord {
   const Clock::rep when;  // the entry's deadline, kept here: the entry may go once it is taken
   std::atomic<TimerEntry*> target;
-  // The record below it on its shard's `incoming` stack: written by arm() before its push,
-  // read by the drain that took the stack (under the shard's mu).
+  // The record below it on its shard's inbox stack: written by arm() before its push, read by
+  // the drain that took the stack (under the shard's mu).
   TimerRecord* next = nullptr;
   const std::uint32_t shard;  // the heap it is in: disarm() counts it cancelled there
 
@@ -55,11 +56,8 @@ thread_local bool tls_on_timer_thread = false;
 // TimerEntry::record once disarm() has run: no record will be stored.
 TimerRecord* const kClosed = reinterpret_cast<TimerRecord*>(alignof(TimerRecord));
 
-// TimerService::Impl::sleeping_until's values besides a deadline: the thread is looking at the
-// heaps; it sleeps with no deadline to wait for; manual time is on (no arm() wakes it).
-constexpr Clock::rep kLooking = std::numeric_limits<Clock::rep>::max();
-constexpr Clock::rep kNever = kLooking - 1;  // deadlines are clamped below kNoDeadline: never due
-constexpr Clock::rep kNoWake = std::numeric_limits<Clock::rep>::min();
+// Later than every deadline (they are clamped below kNoDeadline): never due.
+constexpr Clock::rep kNever = kTimerNever;
 
 // The manual time, or kNoManual while deadlines are on the steady clock. Written under the
 // service's control mutex, and by advance_manual() under every shard's lock too (see there);
@@ -96,21 +94,15 @@ struct TimerService::Impl {
   // about this many per arming thread, and the lock is taken once per this many arms.
   static constexpr std::uint32_t kDrainEvery = 64;
 
-  // One heap and the threads that arm into it. arm() pushes its record on `incoming` with one
-  // CAS and takes no lock; the records reach the heap when a holder of `mu` drains the stack: the
+  // One heap and the threads that arm into it. arm() pushes its record on `inbox` with one CAS
+  // and takes no lock; the records reach the heap when a holder of `mu` drains the inbox: the
   // timer thread on every look, an arming thread every kDrainEvery of its arms, advance_manual()
   // at every step. disarm() never takes `mu`.
   struct alignas(kCacheLine) Shard {
     std::mutex mu;
     std::vector<Slot> heap;  // guarded by mu; a min-heap on `when`
-    // A stack of the records pushed since the last drain, linked by TimerRecord::next. Pushed by
-    // arm() (CAS), taken whole by drain() (exchange); seq_cst, see run().
-    std::atomic<TimerRecord*> incoming{nullptr};
-    // No later than any deadline pushed since the timer thread last drained this shard: lowered
-    // by arm() (lower_incoming_front), set back to kNever only by the thread, just before it
-    // drains. Drains by others leave it, so it stays a bound on what they moved into the heap
-    // until the thread has looked. seq_cst, see run().
-    std::atomic<Clock::rep> incoming_front{kNever};
+    // Records pushed since the last drain, and the bound on their deadlines (timer_inbox.hpp).
+    TimerInbox<TimerRecord> inbox;
     // Records cancelled in this heap, counted by disarm() without an RMW when the disarming
     // thread is the one this shard was dealt to alone (`by_owner`, its only writer), else with
     // one (`by_others`); and those dropped from it (`dropped`, by purges and firing). Their
@@ -120,10 +112,8 @@ struct TimerService::Impl {
     std::atomic<std::int64_t> cancelled_by_owner{0};
     std::atomic<std::int64_t> cancelled_by_others{0};
     std::atomic<std::int64_t> dropped{0};
-    // heap.size() and the earliest deadline in the heap, stored under mu after every change
-    // (publish()); read without it by disarm() (size) and by the thread before it sleeps (front).
+    // heap.size(), stored under mu after every change (publish()); read without it by disarm().
     std::atomic<std::size_t> size{0};
-    std::atomic<Clock::rep> front{kNever};
     std::atomic<bool> purge_requested{false};
 
     // Puts s at hole i or above it.
@@ -159,31 +149,11 @@ struct TimerService::Impl {
       sift_up(heap.size() - 1, s);
     }
 
-    // arm()'s push. Release (in the seq_cst CAS): the drain that takes the stack sees `next`.
-    void push_incoming(TimerRecord* r) noexcept {
-      TimerRecord* head = incoming.load(std::memory_order_relaxed);  // relaxed: the CAS checks it
-      do {
-        r->next = head;
-      } while (!incoming.compare_exchange_weak(head, r, std::memory_order_seq_cst,
-                                               std::memory_order_relaxed));
-    }
-
-    // Lowers incoming_front to `when`; true if this arm lowered it (it then checks the thread's
-    // wake-up, see run()).
-    bool lower_incoming_front(Clock::rep when) noexcept {
-      Clock::rep bound = incoming_front.load(std::memory_order_seq_cst);
-      while (when < bound)
-        if (incoming_front.compare_exchange_weak(bound, when, std::memory_order_seq_cst))
-          return true;
-      return false;
-    }
-
     // Under mu: moves the pushed records into the heap, freeing those disarm() already took.
     // When the heap cannot grow, the rest go back on the stack (with the bound lowered for
     // them), so nothing is lost.
     void drain() noexcept {
-      // Seq_cst: see run(); it also acquires every push before it, so `next` is seen.
-      TimerRecord* r = incoming.exchange(nullptr, std::memory_order_seq_cst);
+      TimerRecord* r = inbox.take_all();
       std::int64_t n_dropped = 0;
       while (r != nullptr) {
         TimerRecord* const next = r->next;
@@ -195,7 +165,7 @@ struct TimerService::Impl {
         } else if (heap.size() < heap.capacity() || grow()) {
           push({r->when, r});
         } else {
-          give_back(r);
+          inbox.give_back(r);
           break;
         }
         r = next;
@@ -212,20 +182,6 @@ struct TimerService::Impl {
       }
     }
 
-    // Puts the chain from `first` back on the stack, after an allocation failed.
-    void give_back(TimerRecord* first) noexcept {
-      TimerRecord* last = first;
-      Clock::rep earliest = first->when;
-      for (; last->next != nullptr; last = last->next)
-        earliest = std::min(earliest, last->next->when);
-      TimerRecord* head = incoming.load(std::memory_order_relaxed);  // relaxed: the CAS checks it
-      do {
-        last->next = head;
-      } while (!incoming.compare_exchange_weak(head, first, std::memory_order_seq_cst,
-                                               std::memory_order_relaxed));
-      lower_incoming_front(earliest);
-    }
-
     TimerRecord* pop_min() noexcept {
       TimerRecord* r = heap.front().record;
       const Slot last = heap.back();
@@ -236,12 +192,8 @@ struct TimerService::Impl {
 
     Clock::rep earliest() const noexcept { return heap.empty() ? kNever : heap.front().when; }
 
-    // Under mu, after the heap changed. Relaxed: size is a heuristic's input; a front that did
-    // not move earlier needs no ordering (arm() stores an earlier one itself, seq_cst).
-    void publish() noexcept {
-      size.store(heap.size(), std::memory_order_relaxed);
-      front.store(earliest(), std::memory_order_relaxed);
-    }
+    // Under mu, after the heap changed. Relaxed: size is a heuristic's input.
+    void publish() noexcept { size.store(heap.size(), std::memory_order_relaxed); }
 
     // Counts cancelled records out of the heap.
     void count_dropped(std::int64_t n) noexcept {
@@ -252,15 +204,6 @@ struct TimerService::Impl {
       return cancelled_by_owner.load(std::memory_order_relaxed) +
              cancelled_by_others.load(std::memory_order_relaxed) -
              dropped.load(std::memory_order_relaxed);
-    }
-
-    // Records on the stack, under mu (only drains unlink them).
-    std::size_t incoming_size() const noexcept {
-      std::size_t n = 0;
-      // Acquire: the pushes' `next` fields are seen.
-      for (TimerRecord* r = incoming.load(std::memory_order_acquire); r != nullptr; r = r->next)
-        ++n;
-      return n;
     }
 
     // Drops every cancelled record and rebuilds the heap: O(n), run when they outnumber the rest.
@@ -307,12 +250,9 @@ struct TimerService::Impl {
   TimerRecord* due[kBatch];
   std::atomic<std::size_t> fired{0};
 
-  // When the sleeping thread will next look at the heaps: an arm() that makes an earlier front
-  // wakes it. kLooking while it looks, kNoWake under manual time. Written only by the thread;
-  // seq_cst, see run().
-  std::atomic<Clock::rep> sleeping_until{kNever};
-  // The thread's futex word: bumped by arm() to wake it and by disarm() to ask for a purge.
-  std::atomic<std::uint32_t> wake_seq{0};
+  // When the sleeping thread will next look at the heaps, and its futex word: bumped by arm() to
+  // wake it and by disarm() to ask for a purge (timer_inbox.hpp).
+  TimerWakeUp wake_up;
 
   // This thread's shard; `first` is set on its first arm, which deals it one.
   Shard& this_thread_shard(std::uint32_t& index, bool& first) noexcept {
@@ -322,22 +262,16 @@ struct TimerService::Impl {
     return shards[index];
   }
 
-  // Makes the thread's current or next futex wait return at once. Release: a bump the thread's
-  // acquire load of the word reads makes what the caller did before it visible to the looking
-  // that follows; a bump after that load ends the wait (the kernel compares the word).
-  void wake() noexcept {
-    wake_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(wake_seq);
-  }
+  // Makes the thread's current or next futex wait return at once; what the caller did before is
+  // seen by the round that follows.
+  void wake() noexcept { wake_up.wake(); }
 
-  // After arm() pushed an entry due at `when`: wakes the thread if it might sleep past the entry
-  // (see run()), which only an entry that lowered its shard's incoming_front can make it do. A
+  // After arm() pushed an entry due at `when`: wakes the thread if it might sleep past the entry,
+  // which only an entry that lowered its shard's bound can make it do (timer_inbox.hpp). A
   // thread's first arm always wakes it: the thread may have counted the dealt shards before this
   // one was dealt.
   void after_push(Clock::rep when, bool first, bool lowered) noexcept {
-    if (!first && !lowered) return;
-    const Clock::rep until = sleeping_until.load(std::memory_order_seq_cst);
-    if (first || (until != kLooking && when < until)) wake();
+    if (first || (lowered && wake_up.sleeps_past(when))) wake();
   }
 
   // Counts a record cancelled in its shard. The shard's arming threads purge it at half
@@ -417,36 +351,20 @@ struct TimerService::Impl {
     }
   }
 
-  // The thread. Each round it looks at every dealt shard under its mu: it sets the shard's
-  // incoming_front to kNever (Z), drains the stack (X), fires what is due and notes the earliest
-  // deadline left. It then lowers that to every dealt shard's incoming_front (P), stores it in
-  // sleeping_until (S), loads every incoming_front again (R), and sleeps until then unless R
-  // found one earlier. An arm() pushes (A), then lowers incoming_front to its deadline if that
-  // is earlier (C, a load or a CAS), and only if it lowered it loads sleeping_until (L). All of
-  // these are seq_cst. Wake-ups are not lost:
-  // - C leaves a bound b no later than the entry's deadline, stored by an arm W that lowered it.
-  //   The thread looks at the shard (Z) before b passes: if R precedes W's CAS, S precedes W's
-  //   L, which reads S's value or a later round's, and W wakes the thread if b is earlier (its
-  //   bump follows the round's read of wake_seq, which came before S, so the futex wait returns
-  //   at once); otherwise P or R reads b or a lower bound (only Z raises it).
-  // - At that Z, which overwrites b, C (which read b) precedes Z, so A precedes the round's X:
-  //   the round drains the entry, or a drain under mu before it moved the entry into the heap,
-  //   which the round reads.
-  // Drains by others never raise incoming_front, which is why they keep their entries covered.
-  // A shard dealt after the round counted the dealt shards is covered by the first-arm wake.
+  // The thread. Each round it looks at every dealt shard under its mu, draining its inbox, firing
+  // what is due and noting the earliest deadline left, then sleeps until then, or until an
+  // inbox's bound if earlier (the handshake with arm() that loses no wake-up: timer_inbox.hpp).
   [[noreturn]] void run() {
     std::unique_lock lock(control);
     for (;;) {
       CTXTREE_HOOK(timer_locked);
-      sleeping_until.store(kLooking, std::memory_order_seq_cst);
-      // Acquire: pairs with bump()'s release, so a purge request or push before it is seen below.
-      const std::uint32_t seen = wake_seq.load(std::memory_order_acquire);
+      const std::uint32_t seen = wake_up.begin_look();
       if (g_manual_now.load(std::memory_order_relaxed) != kNoManual) {
         // Manual time: advance_manual() fires the entries; stop_manual() and purge requests
         // bump the word.
-        sleeping_until.store(kNoWake, std::memory_order_relaxed);  // relaxed: no arm() need wake it
+        wake_up.sleep_unbounded();
         lock.unlock();
-        futex_wait(wake_seq, seen, std::nullopt);
+        futex_wait(wake_up.word(), seen, std::nullopt);
         lock.lock();
         continue;
       }
@@ -461,9 +379,9 @@ struct TimerService::Impl {
           Clock::rep left;
           {
             std::lock_guard shard_lock(sh.mu);
-            sh.incoming_front.store(kNever, std::memory_order_seq_cst);  // see run()
+            sh.inbox.reset_bound();
             sh.drain();
-            // Relaxed: ordered by the acquire load of wake_seq above. The load spares the RMW
+            // Relaxed: ordered by begin_look()'s acquire load. The load spares the RMW
             // on the rounds (nearly all) with no request.
             if (sh.purge_requested.load(std::memory_order_relaxed) &&
                 sh.purge_requested.exchange(false, std::memory_order_relaxed))
@@ -489,20 +407,19 @@ struct TimerService::Impl {
       }
       // Pushed since this round drained: sleep no later than their bound.
       for (std::uint32_t i = 0; i < dealt; ++i)
-        earliest = std::min(earliest, shards[i].incoming_front.load(std::memory_order_seq_cst));
+        earliest = std::min(earliest, shards[i].inbox.bound());
       // Firing took long enough for the next deadline to pass: look again without sleeping.
       if (earliest != kNever && earliest <= Clock::now().time_since_epoch().count()) continue;
-      sleeping_until.store(earliest, std::memory_order_seq_cst);
+      wake_up.sleep_until(earliest);
       bool look_again = false;  // an arm() lowered a bound below it since this round read it
       for (std::uint32_t i = 0; i < dealt && !look_again; ++i)
-        look_again = std::min(shards[i].incoming_front.load(std::memory_order_seq_cst),
-                              shards[i].front.load(std::memory_order_relaxed)) < earliest;
+        look_again = shards[i].inbox.bound() < earliest;
       if (look_again) continue;
       const std::optional<Clock::time_point> until =
           earliest == kNever ? std::nullopt
                              : std::optional(Clock::time_point(Clock::duration(earliest)));
       lock.unlock();
-      futex_wait(wake_seq, seen, until);
+      futex_wait(wake_up.word(), seen, until);
       lock.lock();
     }
   }
@@ -524,7 +441,7 @@ struct TimerService::Impl {
       // The parent's thread is gone: arm again what it had taken but not started firing, and
       // start a thread of our own (or at the next arm, if that fails now).
       s.running.store(false, std::memory_order_relaxed);  // relaxed: alone in the process
-      s.sleeping_until.store(kNever, std::memory_order_relaxed);
+      s.wake_up.reset_alone();
       const std::size_t n = std::exchange(s.due_n, 0);
       bool pending = false;
       try {
@@ -542,8 +459,7 @@ struct TimerService::Impl {
           }
         }
         for (const Shard& sh : s.shards)
-          pending = pending || !sh.heap.empty() ||
-                    sh.incoming.load(std::memory_order_relaxed) != nullptr;  // relaxed: alone
+          pending = pending || !sh.heap.empty() || !sh.inbox.empty_alone();
         if (pending) s.start_thread();
       } catch (...) {  // out of memory or threads: the next arm starts the thread
       }
@@ -581,8 +497,7 @@ bool TimerService::arm(TimerEntry* e) {
     delete_pooled(r);  // completed meanwhile: disarm() closed the entry
     return false;
   }
-  sh.push_incoming(r);
-  const bool lowered = sh.lower_incoming_front(e->when);
+  const bool lowered = sh.inbox.push(r);
   // Seq_cst, against advance_manual()'s store and drain: an advance that passed the deadline
   // either drained this record or stored its time before this load, and then this thread fires
   // what is due.
@@ -620,7 +535,7 @@ std::size_t TimerService::records() const noexcept {
   std::size_t n = 0;
   for (Impl::Shard& sh : impl_->shards) {
     std::lock_guard lock(sh.mu);
-    n += sh.heap.size() + sh.incoming_size();
+    n += sh.heap.size() + sh.inbox.size();
   }
   return n;
 }
