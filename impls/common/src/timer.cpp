@@ -47,6 +47,14 @@ struct TimerRecord {
     if (e == nullptr) delete_pooled(this);
     return e;
   }
+
+  // The heap side dropping a record without firing it: frees it and returns true if disarm()
+  // took the entry already. Acquire: disarm() no longer reads the record after its exchange.
+  bool free_if_cancelled() noexcept {
+    if (target.load(std::memory_order_acquire) != nullptr) return false;
+    delete_pooled(this);
+    return true;
+  }
 };
 
 namespace {
@@ -157,10 +165,7 @@ struct TimerService::Impl {
       std::int64_t n_dropped = 0;
       while (r != nullptr) {
         TimerRecord* const next = r->next;
-        // Acquire: a null target is disarm()'s exchange, after which disarm() no longer reads
-        // the record: this side is second and frees it.
-        if (r->target.load(std::memory_order_acquire) == nullptr) {
-          delete_pooled(r);
+        if (r->free_if_cancelled()) {
           ++n_dropped;
         } else if (heap.size() < heap.capacity() || grow()) {
           push({r->when, r});
@@ -200,6 +205,15 @@ struct TimerService::Impl {
       dropped.fetch_add(n, std::memory_order_relaxed);  // relaxed: see `dropped`
     }
 
+    // The heap side of a record taken out of this heap, without mu: fires its entry (user
+    // callbacks run here), or counts it dropped when disarm() came first.
+    void fire(TimerRecord* r) noexcept {
+      if (TimerEntry* e = r->take())
+        e->fire(e);
+      else
+        count_dropped(1);
+    }
+
     std::int64_t cancelled() const noexcept {
       return cancelled_by_owner.load(std::memory_order_relaxed) +
              cancelled_by_others.load(std::memory_order_relaxed) -
@@ -211,10 +225,7 @@ struct TimerService::Impl {
       std::size_t kept = 0;
       std::int64_t n_dropped = 0;
       for (const Slot& s : heap) {
-        // Acquire: a null target is disarm()'s exchange, after which disarm() no longer reads
-        // the record: this side is second and frees it.
-        if (s.record->target.load(std::memory_order_acquire) == nullptr) {
-          delete_pooled(s.record);
+        if (s.record->free_if_cancelled()) {
           ++n_dropped;
         } else {
           heap[kept++] = s;
@@ -333,10 +344,7 @@ struct TimerService::Impl {
         r = sh.pop_min();
         sh.publish();
       }
-      if (TimerEntry* e = r->take())
-        e->fire(e);
-      else
-        sh.count_dropped(1);
+      sh.fire(r);
     }
   }
 
@@ -344,10 +352,7 @@ struct TimerService::Impl {
   void fire_due(Shard& sh, std::size_t n) noexcept {
     for (std::size_t i = 0; i < n; ++i) {
       fired.store(i + 1, std::memory_order_relaxed);  // relaxed: read by the fork child alone
-      if (TimerEntry* e = due[i]->take())
-        e->fire(e);
-      else
-        sh.count_dropped(1);
+      sh.fire(due[i]);
     }
   }
 
@@ -588,10 +593,7 @@ void TimerService::advance_manual(Clock::rep to) noexcept {
     g_manual_now.store(std::max(now, when), std::memory_order_seq_cst);  // as above
     s.unlock_shards();
     lock.unlock();
-    if (TimerEntry* e = r->take())
-      e->fire(e);  // user callbacks: no lock held
-    else
-      first->count_dropped(1);
+    first->fire(r);  // user callbacks: no lock held
     lock.lock();
   }
 }
