@@ -66,7 +66,7 @@ struct Sketch {
   static std::size_t child_count(const CancelNode* c) noexcept;
   static ctxtree::detail::TimerEntry* timer_of(CancelNode* c) noexcept;
   static CancelNode* from_timer(ctxtree::detail::TimerEntry* t) noexcept;
-  static bool destroy(CancelNode* c) noexcept;
+  static ctxtree::detail::ParentDrop<Sketch> destroy(CancelNode* c) noexcept;
   static void reclaim() noexcept;
 };
 template <bool kNothrowCancel, bool kOwnNode>

@@ -21,6 +21,20 @@ inline constexpr int kMillion = 1'000'000;
 inline constexpr int kWide = CTXTREE_TEST_TSAN ? 100'000 : kMillion;
 inline constexpr int kDeep = CTXTREE_TEST_TSAN ? 200'000 : kMillion;
 
+// Derives kDeep with_cancel layers below `leaf`, leaving `leaf` the deepest; their cancel
+// functions, root first.
+template <class Tree>
+std::vector<ctxtree::CancelFunc> DeriveCancelChain(ctxtree::Context<Tree>& leaf) {
+  std::vector<ctxtree::CancelFunc> cancels;
+  cancels.reserve(kDeep);
+  for (int i = 0; i < kDeep; ++i) {
+    auto [c, f] = ctxtree::with_cancel(leaf);
+    leaf = std::move(c);
+    cancels.push_back(std::move(f));
+  }
+  return cancels;
+}
+
 // Runs `f` on a new thread whose stack is 8 MiB, the usual default (std::thread cannot set it,
 // and its default follows `ulimit -s`, which may be larger on a CI machine).
 template <class F>
@@ -126,13 +140,7 @@ TYPED_TEST_P(ScaleTest, MillionDeepChainDestroyedWithoutCancelCancelsFromTheRoot
   OnDefaultStackThread([] {
     auto [root, cancel_root] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
     auto leaf = root;
-    std::vector<ctxtree::CancelFunc> cancels;
-    cancels.reserve(kDeep);
-    for (int i = 0; i < kDeep; ++i) {
-      auto [c, f] = ctxtree::with_cancel(leaf);
-      leaf = std::move(c);
-      cancels.push_back(std::move(f));
-    }
+    std::vector<ctxtree::CancelFunc> cancels = DeriveCancelChain(leaf);
     cancel_root = ctxtree::CancelFunc();  // the RAII cancel walks all the way down
     EXPECT_EQ(leaf.err(), Canceled());
     root = {};
@@ -157,10 +165,32 @@ TYPED_TEST_P(ScaleTest, MillionDeepValueChainIsDestroyedFromTheLeaf) {
   });
 }
 
+// Every node's last handle but the leaf's goes from the root down, while its child still holds
+// it: the leaf's release frees the whole chain, on a default-sized stack.
+TYPED_TEST_P(ScaleTest, MillionDeepChainDroppedFromTheRootIsFreedByItsLeaf) {
+  OnDefaultStackThread([] {
+    ctxtree::debug::reclaim<TypeParam>();
+    ctxtree::debug::reclaim<TypeParam>();
+    const std::size_t before = ctxtree::debug::live_nodes<TypeParam>();
+    auto leaf = ctxtree::background<TypeParam>();
+    std::vector<ctxtree::CancelFunc> cancels = DeriveCancelChain(leaf);
+    for (auto& f : cancels) f = ctxtree::CancelFunc();  // root first: each node's last handle
+    ctxtree::debug::reclaim<TypeParam>();
+    EXPECT_GE(ctxtree::debug::live_nodes<TypeParam>(), before + std::size_t{kDeep});
+    EXPECT_EQ(leaf.err(), Canceled());
+    leaf = {};
+    EXPECT_TRUE(Eventually([&] {
+      ctxtree::debug::reclaim<TypeParam>();  // EpochTree frees two epochs later
+      return ctxtree::debug::live_nodes<TypeParam>() == before;
+    }));
+  });
+}
+
 REGISTER_TYPED_TEST_SUITE_P(ScaleTest, MillionChildrenAreCancelledInOneCall,
                             MillionCallbacksRunInOneCancel,
                             MillionDeepMixedChainIsCancelledLookedUpAndDestroyed,
                             MillionDeepChainDestroyedWithoutCancelCancelsFromTheRoot,
-                            MillionDeepValueChainIsDestroyedFromTheLeaf);
+                            MillionDeepValueChainIsDestroyedFromTheLeaf,
+                            MillionDeepChainDroppedFromTheRootIsFreedByItsLeaf);
 
 }  // namespace ctxtree_test

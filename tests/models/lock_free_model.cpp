@@ -30,6 +30,12 @@
 // after its destruction (the destructor withdraws it without waiting for the walk that holds the
 // set: else DEADLOCK); nothing is touched after its free.
 //
+// OrphanModel — a parent p with two children c1, c2 that hold it through their word (not its
+// count): one thread drops p's last references (with `walk`, cancelling p first, so its walk
+// meets the children dying), the others drop c1 and c2 (cancel, then both references). Property:
+// p lives until the last child holding it is freed, and then is freed once (no access to freed
+// memory, no leak), whichever thread comes last.
+//
 // In every model: no access to freed memory, no leak, no data race on plain data.
 //
 // Search: relacy's random scheduler seeded by the execution's index (every run explores the same
@@ -224,6 +230,32 @@ struct SiblingModel : ctxtree_model::Model<SiblingModel, 2> {
   }
 };
 
+template <bool kWalk>
+struct OrphanModel : ctxtree_model::Model<OrphanModel<kWalk>, 3> {
+  CancelNode* p = nullptr;
+  CancelNode* c[2] = {};
+
+  void before() {
+    p = make_root_child();
+    c[0] = make_child(p);
+    c[1] = make_child(p);
+    RL_ASSERT(p->refs.load(std::memory_order_relaxed) == 2);  // the children do not count p
+  }
+
+  void body(unsigned index) {
+    if (index != 0) {
+      drop(c[index - 1]);
+    } else if (kWalk) {
+      drop(p);
+    } else {
+      ctxtree::detail::release<LockFreeTree>(p);
+      ctxtree::detail::release<LockFreeTree>(p);
+    }
+  }
+
+  void after() {}
+};
+
 }  // namespace
 
 // `--model NAME` (first on the command line) runs only that model: a mutant's test runs the model
@@ -249,6 +281,14 @@ int main(int argc, char** argv) {
       {"sibling",
        [](int c, char** v) {
          return ctxtree_model::run<SiblingModel>(c, v, {rl::sched_random, 100000, 0});
+       }},
+      {"orphan",
+       [](int c, char** v) {
+         return ctxtree_model::run<OrphanModel<false>>(c, v, {rl::sched_random, 300000, 0});
+       }},
+      {"orphan_walk",
+       [](int c, char** v) {
+         return ctxtree_model::run<OrphanModel<true>>(c, v, {rl::sched_random, 300000, 0});
        }},
   };
   return ctxtree_model::run_models(argc, argv, kModels);

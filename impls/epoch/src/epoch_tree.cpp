@@ -503,7 +503,8 @@ std::size_t EpochTree::child_count(const CancelNode* c) noexcept {
   return n;
 }
 
-bool EpochTree::destroy(CancelNode* c) noexcept {
+detail::ParentDrop<EpochTree> EpochTree::destroy(CancelNode* c) noexcept {
+  Node* const parent = c->parent;  // counted: every child holds its parent by its count here
   // Every child has been destroyed before c (each held c). Those still in c's list are tombstones
   // nobody will unlink now: walks skip complete nodes, so they are unreachable. Retire them.
   for (CancelNode* y = first_child(c->word.load(std::memory_order_acquire)); y != nullptr;) {
@@ -514,10 +515,10 @@ bool EpochTree::destroy(CancelNode* c) noexcept {
   // Acquire: the unlinker's store (or hand-over) happened before our reference count reached 0.
   if ((c->next.load(std::memory_order_acquire) & kUnlinked) == 0) {
     // acq_rel: pairs with hand_over_unlinked; the second of the two retires c.
-    if ((c->next.fetch_or(kDestroyed, std::memory_order_acq_rel) & kUnlinked) == 0) return true;
+    if ((c->next.fetch_or(kDestroyed, std::memory_order_acq_rel) & kUnlinked) == 0) return {parent};
   }
   retire_node(c);
-  return true;  // walks hold a reference to every node on their path: the parent can go
+  return {parent};  // walks hold a reference to every node on their path: the parent can go
 }
 
 void EpochTree::reclaim() noexcept {

@@ -11,7 +11,7 @@ namespace {
 
 Word* next_or_first(Extras* e, Word* w) noexcept {
   // Acquire: pairs with the CAS that appended the next word.
-  Word* next = w->next.load(std::memory_order_acquire);
+  Word* next = w->next();
   return next != nullptr ? next : &e->first;
 }
 
@@ -20,17 +20,18 @@ Word* next_or_first(Extras* e, Word* w) noexcept {
 Word* grow(Extras* e, HookPoint point) {
   Word* const w = &detail::new_pooled<BigWord>()->word;
   Word* tail = e->last.load(std::memory_order_acquire);  // acquire: we dereference it
+  std::uint64_t link = tail->link.load(std::memory_order_acquire);
   for (;;) {
-    Word* next = tail->next.load(std::memory_order_acquire);
-    if (next != nullptr) {
+    if (Word* next = unpack<Word>(link)) {
       tail = next;
+      link = tail->link.load(std::memory_order_acquire);
       continue;
     }
-    // acq_rel: publishes the new word to list readers; acquire: a competitor's word.
-    if (tail->next.compare_exchange_weak(next, w, std::memory_order_acq_rel,
+    // acq_rel: publishes the new word to list readers; acquire: a competitor's word. Keeps the
+    // holds above the pointer.
+    if (tail->link.compare_exchange_weak(link, link | pack(w, 0), std::memory_order_acq_rel,
                                          std::memory_order_acquire))
       break;
-    if (next != nullptr) tail = next;
   }
   hook(point);
   e->last.store(w, std::memory_order_release);  // release: readers dereference it

@@ -39,7 +39,7 @@ class CallbackSlots {
         published_ &= published_ - 1;
         return &word_->slots()[i];
       }
-      word_ = word_->next.load(std::memory_order_acquire);  // acquire: the grown word's init
+      word_ = word_->next();  // acquire: the grown word's init
       read_word();
     }
     return nullptr;
@@ -65,7 +65,7 @@ class CallbackSlots {
 void close_set(CancelNode* c, RunList& run) noexcept {
   Extras* e = c->extras.load(std::memory_order_acquire);  // set: kHasExtras was seen
   bool callbacks = false;
-  for (Word* w = &e->first; w != nullptr; w = w->next.load(std::memory_order_acquire))
+  for (Word* w = &e->first; w != nullptr; w = w->next())
     callbacks |= (close_word(w) & kCallbackHint) != 0;
   if (!callbacks) return;
   if (detail::retain_unless_dying(c)) {
@@ -118,15 +118,14 @@ void enter(Extras* e) noexcept {
 }
 
 // Frees the children that died while walkers were inside their parent's gate, and drops the
-// reference each held to its own parent (LockFreeTree::destroy left it to us).
+// hold each had on its own parent (LockFreeTree::destroy left it to us).
 void free_deferred(CancelNode* c) noexcept {
   while (c != nullptr) {
     // Plain: the gate CAS that handed us the list ordered its write.
     CancelNode* const next = c->deferred_next;
-    detail::Node<LockFreeTree>* parent = c->parent;
-    free_node(c);
+    const detail::ParentDrop<LockFreeTree> up = free_and_drop_parent(c);
     // May free more of the path, down to nodes whose free is deferred in turn: not recursion.
-    detail::release<LockFreeTree>(parent);
+    detail::release<LockFreeTree>(up.node, up.dead);
     c = next;
   }
 }
@@ -155,7 +154,7 @@ void prefetch_ahead(const Extras* e, const Word* w, unsigned j) noexcept {
   j += kAhead;
   const unsigned capacity = w == &e->first ? lockfree::kFirstSlots : lockfree::kSlotsPerWord;
   if (j >= capacity) {
-    w = w->next.load(std::memory_order_acquire);  // acquire: pairs with grow's link
+    w = w->next();  // acquire: pairs with grow's link
     if (w == nullptr) return;
     j -= capacity;  // < kAhead: within the next word, which is a full one
   }
@@ -180,7 +179,7 @@ CancelNode* next_child(const Extras* e, Word*& w, unsigned& i) noexcept {
         return reinterpret_cast<CancelNode*>(v);
       }
     }
-    w = w->next.load(std::memory_order_acquire);  // acquire: pairs with grow's link
+    w = w->next();  // acquire: pairs with grow's link
     i = 0;
   }
   return nullptr;
@@ -280,7 +279,7 @@ void LockFreeTree::cancel(CancelNode* c, errc err, std::error_code cause) noexce
 #else
   if (won) lockfree::walk(c, run);
 #endif
-  if (won && c->slot != 0) lockfree::unlink_cancelled(c);
+  if (won && lockfree::in_set(c->slot)) lockfree::unlink_cancelled(c);
   lockfree::run_callbacks(run);
 }
 

@@ -39,9 +39,15 @@ template <class T>
 T* unpack(std::uintptr_t v) noexcept {
   return Packing::pointer<T>(v);
 }
+// CancelNode::slot flags: the node holds its parent through the slot's word (see Word::link), not
+// by its count; its cancel took it out of an open word (the word still holds the parent for it).
+inline constexpr std::uintptr_t kSlotHolds = std::uintptr_t{1} << 62;
+inline constexpr std::uintptr_t kSlotUnlinked = std::uintptr_t{1} << 63;
 inline unsigned slot_index(std::uintptr_t v) noexcept {
-  return static_cast<unsigned>(Packing::number(v));
+  return static_cast<unsigned>(Packing::number(v & ~(kSlotHolds | kSlotUnlinked)));
 }
+// The node is in its parent's set: published, not refused, not taken out by its cancel.
+inline bool in_set(std::uintptr_t slot) noexcept { return slot != 0 && !(slot & kSlotUnlinked); }
 
 // ---- Word::bits: slot i is reserved (bit i) then published (bit 32 + i)
 inline constexpr unsigned kSlotsPerWord = 30;
@@ -68,6 +74,15 @@ inline constexpr std::uintptr_t kRemovedEntry = 6;  // its owner removed it
 inline constexpr std::uint64_t kGateOne = std::uint64_t{1} << kPackShift;
 inline constexpr std::uint64_t kGateDone = std::uint64_t{1} << 63;
 inline constexpr std::uint64_t kGateCountMask = ~kPtrMask & ~kGateDone;
+
+// ---- Word::link: the next word (bits 0-47), the holds on the set's node (bits 48-62, see Word),
+// kHoldsOrphaned once that node's count reached zero
+inline constexpr std::uint64_t kHoldOne = std::uint64_t{1} << kPackShift;
+inline constexpr std::uint64_t kHoldsOrphaned = std::uint64_t{1} << 63;
+inline constexpr std::uint64_t kHoldCountMask = ~kPtrMask & ~kHoldsOrphaned;
+// Past this many holds a word takes no more: the child counts its parent instead. Far below the
+// field's limit, so racing takers that overshoot before backing off cannot overflow it.
+inline constexpr std::uint64_t kHoldLimit = std::uint64_t{1} << 14;
 
 inline void hook([[maybe_unused]] detail::HookPoint point) noexcept {
 #ifdef CTXTREE_ENABLE_HOOKS
@@ -106,8 +121,18 @@ bool publish(const Reservation& r, std::uintptr_t entry, std::uint64_t flags,
 // 256 bytes, one node-pool block, and no pointer says where they are.
 struct LockFreeTree::Word {
   explicit Word(std::uint64_t initial) noexcept : bits(initial) {}
-  detail::Atomic<std::uint64_t> bits;   // reserved, published, hints, kPending, kClosed
-  detail::Atomic<Word*> next{nullptr};  // append-only list, set once by a CAS from null
+  detail::Atomic<std::uint64_t> bits;  // reserved, published, hints, kPending, kClosed
+  // The next word: an append-only list, set once by a CAS from null. Above it, the holds: the
+  // children that hold the set's node through this word instead of by its count (published here,
+  // their parent the node itself; kSlotHolds), from derive until their memory is freed; and
+  // kHoldsOrphaned once the node's count reached zero. A thread's children land in its home word
+  // (see reserve), so threads deriving from one node write lines of their own, not its count.
+  // Holds only decrease once orphaned: taking one needs a reference to the node.
+  detail::Atomic<std::uint64_t> link{0};
+
+  Word* next(std::memory_order order = std::memory_order_acquire) const noexcept {
+    return lockfree::unpack<Word>(link.load(order));
+  }
 
   // The word is the first member of a standard-layout Extras or BigWord, whose every byte is
   // therefore reachable from it: launder may hand out the slot array that follows it.
@@ -131,6 +156,10 @@ struct LockFreeTree::Extras {
   detail::Atomic<Word*> last{&first};       // hint: the tail of the list
   detail::Atomic<std::int32_t> nonfull{1};  // words with a free slot (a hint, exact when quiet)
   CancelNode* run_next = nullptr;           // the completer's run list; written only by it
+  // Once the node's count reached zero: words still holding it, less the words emptied since (may
+  // dip below zero before the dying thread adds its count); the death completes at zero.
+  detail::Atomic<std::int64_t> held_words{0};
+  bool orphaned = false;  // the count reached zero; written once, before held_words' add
   // Unique over the process's life, so a thread's remembered home word (see reserve) is known to
   // belong to this set even if another set was freed at the same address. Immutable.
   const std::uint64_t id = next_id();
@@ -239,13 +268,37 @@ inline void unlink_cancelled(CancelNode* c) noexcept {
   const std::uint64_t b = clear_slot(w, slot_index(c->slot), /*only_open=*/true);
   if (b & kClosed) return;
   CTXTREE_HOOK(remove_child);
-  c->slot = 0;
+  c->slot |= kSlotUnlinked;  // the word still holds c's parent
   note_free_slot(cancel_parent(c)->extras.load(std::memory_order_acquire), w, b);
 }
 
 // c is dying while published in its parent's set: true if it may be freed now, false if the
 // gate's last walker frees it.
 bool unlink_dead(CancelNode* c) noexcept;
+
+// ---- holding a parent through a word (node_memory.cpp)
+
+// Takes a hold on the node whose set w belongs to, for a child about to be published in w; false
+// if w holds too many (the child counts its parent then).
+inline bool take_hold(Word* w) noexcept {
+  // Relaxed: like a reference copied from a live one (the caller holds the node), ordered for
+  // the node's death by the chain of RMWs on `link` (see drop_hold). An RMW on the link leaves
+  // the pointer alone and continues grow's release sequence.
+  const std::uint64_t before = w->link.fetch_add(kHoldOne, std::memory_order_relaxed);
+  if ((before & kHoldCountMask) < kHoldLimit * kHoldOne) return true;
+  w->link.fetch_sub(kHoldOne, std::memory_order_relaxed);  // relaxed: as above
+  return false;
+}
+// Gives back a hold that was taken for a child the set then refused (its node is alive).
+inline void give_back_hold(Word* w) noexcept {
+  w->link.fetch_sub(kHoldOne, std::memory_order_relaxed);  // relaxed: as take_hold
+}
+// c's count reached zero: true if no child holds c through a word any more (c's death goes on);
+// false if the death of the last one that does completes c's (release() with `dead`).
+bool orphan(CancelNode* c) noexcept;
+// Frees c, whose count reached zero and whose set no walker or held child needs, and says what
+// is left to do with its parent: drop its count, complete its death, or nothing.
+detail::ParentDrop<LockFreeTree> free_and_drop_parent(CancelNode* c) noexcept;
 
 }  // namespace lockfree
 

@@ -46,12 +46,23 @@ LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clo
       throw;
     }
   }
-  detail::retain(parent);  // before publication: a walker may climb through c->parent
-  if (r.word != nullptr) {
-    c->slot = lockfree::pack(r.word, r.bit);
+  // c holds its parent before publication (a walker may climb through c->parent): through the
+  // word when the parent is p itself, so that deriving threads leave p's count alone.
+  if (r.word != nullptr && parent == p && lockfree::take_hold(r.word)) {
+    c->slot = lockfree::pack(r.word, r.bit) | lockfree::kSlotHolds;
     if (lockfree::publish(r, reinterpret_cast<std::uintptr_t>(c), 0, HookPoint::register_child))
       return c;
     c->slot = 0;
+    detail::retain(parent);
+    lockfree::give_back_hold(r.word);
+  } else {
+    detail::retain(parent);
+    if (r.word != nullptr) {
+      c->slot = lockfree::pack(r.word, r.bit);
+      if (lockfree::publish(r, reinterpret_cast<std::uintptr_t>(c), 0, HookPoint::register_child))
+        return c;
+      c->slot = 0;
+    }
   }
   if (p != nullptr) {
     // p is done (refused the registration): c is done at once with p's error and cause.
@@ -108,7 +119,7 @@ std::size_t LockFreeTree::child_count(const CancelNode* c) noexcept {
   if ((s & kErrMask) || !(s & kHasExtras)) return 0;
   const Extras* e = c->extras.load(std::memory_order_acquire);
   std::size_t n = 0;
-  for (const Word* w = &e->first; w != nullptr; w = w->next.load(std::memory_order_acquire)) {
+  for (const Word* w = &e->first; w != nullptr; w = w->next()) {
     // Acquire: the entries of published bits.
     std::uint64_t pub = (w->bits.load(std::memory_order_acquire) >> kPublishedShift) & kReservedAll;
     for (; pub != 0; pub &= pub - 1)
@@ -121,9 +132,7 @@ std::size_t LockFreeTree::slot_capacity(const CancelNode* c) noexcept {
   const Extras* e = c->extras.load(std::memory_order_acquire);  // acquire: we dereference it
   if (e == nullptr) return 0;
   std::size_t n = lockfree::kFirstSlots;
-  for (const Word* w = e->first.next.load(std::memory_order_acquire); w != nullptr;
-       w = w->next.load(std::memory_order_acquire))
-    n += lockfree::kSlotsPerWord;
+  for (const Word* w = e->first.next(); w != nullptr; w = w->next()) n += lockfree::kSlotsPerWord;
   return n;
 }
 

@@ -51,7 +51,7 @@ concept TreeOperations = requires(Node<T>* parent, typename T::CancelNode* c,
   { T::child_count(cc) } -> std::same_as<std::size_t>;
   { T::timer_of(c) } -> std::same_as<TimerEntry*>;
   { T::from_timer(timer) } -> std::same_as<typename T::CancelNode*>;
-  { T::destroy(c) } -> std::same_as<bool>;
+  { T::destroy(c) } -> std::same_as<ParentDrop<T>>;
   { T::reclaim() } -> std::same_as<void>;
   // Called where nothing may throw: destructors, completion, the timer thread.
   requires noexcept(T::cancel(c, err, cause));

@@ -85,7 +85,7 @@ struct EpochTree : detail::TreeDefaults<EpochTree> {
   static bool add_listener(CancelNode* c, detail::Callback* cb);
   static bool remove_listener(CancelNode* c, detail::Callback* cb) noexcept;
   static std::size_t child_count(const CancelNode* c) noexcept;
-  static bool destroy(CancelNode* c) noexcept;
+  static detail::ParentDrop<EpochTree> destroy(CancelNode* c) noexcept;
   static void reclaim() noexcept;
 
   // The top byte of CancelNode::word; the low 56 bits are the first child.

@@ -63,9 +63,15 @@
 // model check (tests/models/lock_free_model.cpp) runs this source with simulated atomics.
 //
 // Lifetime: the caller of cancel() holds its node; a node reached by a walk is kept by the gate of
-// its parent, with its path (a deferred node drops its reference to its parent only when freed); a
+// its parent, with its path (a deferred node drops its hold on its parent only when freed); a
 // node in an open word by its cancel function; a node on a run list by a reference the walk takes.
 // A node's Extras and words live as long as the node.
+// A child whose parent is the cancellable node it registers with holds that parent through its
+// word (Word::holds), not the parent's count, from derive until its memory is freed: threads
+// deriving from one parent then write only their own home words. When the parent's count reaches
+// zero it is orphaned: each word still holding it is marked and counted (Extras::held_words), and
+// the child that empties the last one completes the parent's death (unlink, free, its own
+// parent's hold), iteratively through detail::release.
 //
 // The one wait: a DoneCallback destroyed while another thread has taken its callback for running
 // (removal lost the slot CAS) waits for that thread to release it — std::stop_callback's rule.
@@ -119,7 +125,7 @@ struct LockFreeTree : detail::TreeDefaults<LockFreeTree> {
   static bool add_listener(CancelNode* c, detail::Callback* cb);
   static bool remove_listener(CancelNode* c, detail::Callback* cb) noexcept;
   static std::size_t child_count(const CancelNode* c) noexcept;
-  static bool destroy(CancelNode* c) noexcept;
+  static detail::ParentDrop<LockFreeTree> destroy(CancelNode* c) noexcept;
 
   // White-box introspection for tests: slots allocated in c's child/callback set (0 if none).
   static std::size_t slot_capacity(const CancelNode* c) noexcept;
@@ -133,8 +139,9 @@ struct LockFreeTree::CancelNode : detail::CancelBase<LockFreeTree> {
   // Set once (CAS from null) before kHasExtras is set in `state`; freed with the node.
   detail::Atomic<Extras*> extras{nullptr};
   // Where this node is published in parent->anchor's set: a Word* with the slot index in bits
-  // 48-63; 0 when not published. Written before publication; cleared by the cancel that unlinks
-  // it from an open word; read by walkers only when found in a closed word (never cleared then).
+  // 48-63; 0 when not published. Written before publication; marked kSlotUnlinked by the cancel
+  // that unlinks it from an open word (the word keeps its hold on the parent); read by walkers
+  // only when found in a closed word (never marked then).
   std::uintptr_t slot = 0;
   // The next node on the parent gate's deferred list. Written once c is dying in a closed set,
   // read by the walker that frees it.

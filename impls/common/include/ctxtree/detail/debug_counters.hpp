@@ -13,12 +13,14 @@
 #include <cstdint>
 
 #include "ctxtree/detail/atomic.hpp"
+#include "ctxtree/detail/config.hpp"
 
 namespace ctxtree::detail {
 
 inline constexpr int kMaxTrees = 8;
 
-struct CounterShard {
+// A line of its own: shards of threads deriving at once must not share one.
+struct alignas(kCacheLine) CounterShard {
   std::atomic<std::int64_t> live[kMaxTrees] = {};
   std::atomic<bool> owned{false};  // a live thread writes `live`
   CounterShard* next = nullptr;    // registry list; immutable once the shard is published

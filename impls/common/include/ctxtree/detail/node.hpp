@@ -5,6 +5,13 @@
 // to_string and done checks through value layers can walk it without further protection.
 // Roots (background, todo) are immortal statics and are never counted.
 //
+// The rule: a node's memory goes when its last counted reference and its last held child are
+// gone (and no walker can still read it). A child holds its parent by a counted reference, or —
+// where the tree says so (LockFreeTree: a cancellable child published in its cancellable parent's
+// set) — by a hold the tree keeps off the parent's shared lines, so that threads deriving from
+// one parent write no line in common. A node whose count reaches zero while such children still
+// hold it is dying: walkers treat it as dying, and its last held child's death completes it.
+//
 // Only the nodes that can be done by themselves — the cancellable ones, `Tree::CancelNode` — are
 // the tree's business; value and without_cancel layers are the same for every tree. Every other
 // node delegates "done" to its `anchor`, the nearest cancellable node on its path.
@@ -139,20 +146,31 @@ inline bool retain_unless_dying(Node<Tree>* n) noexcept {
   return false;
 }
 
-// Drops one reference; frees the node, then its parent, and so on up the path while counts reach
-// zero — iteratively, so dropping the last handle of a million-deep chain uses no stack. A dying
+// What a cancellable node's death leaves to release() (Tree::destroy's answer): the parent whose
+// counted reference it held, a parent whose count already reached zero and whose death is due now
+// that its last held child is gone (`dead`), or nothing (the tree keeps the node, or its hold).
+template <class Tree>
+struct ParentDrop {
+  Node<Tree>* node = nullptr;
+  bool dead = false;
+};
+
+// Drops one reference (or, with `dead`, continues the death of a node whose count already reached
+// zero); frees the node, then its parent, and so on up the path while counts reach zero —
+// iteratively, so dropping the last handle of a million-deep chain uses no stack. A dying
 // merge node holds a second path: it waits on a list threaded through the dying merge nodes
 // themselves (no recursion, no allocation) until the first path is done.
 // `Tree::destroy(c)` frees c now or later, and counts it freed (count_freed) when its memory goes;
-// it returns false when the tree keeps c past its last reference (a walker may still climb through
-// c->parent): c's reference to its parent is then the tree's to release.
+// it says what is left to do with c's parent (ParentDrop): nothing when the tree keeps c past its
+// last reference (a walker may still climb through c->parent, or held children remain), and c's
+// hold on its parent is then the tree's to release.
 template <class Tree>
-inline void release(Node<Tree>* n) noexcept {
+inline void release(Node<Tree>* n, bool dead = false) noexcept {
   MergeNode<Tree>* dying = nullptr;
   for (;;) {
     while (n != nullptr && !is_root(n->kind)) {
       // acq_rel: pairs with every other decrement, so the freeing thread sees all their writes.
-      if (n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) break;
+      if (!dead && n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) break;
       Node<Tree>* parent = n->parent;
       const Kind kind = n->kind;
       switch (kind) {
@@ -177,17 +195,24 @@ inline void release(Node<Tree>* n) noexcept {
         }
         default: {
           auto* c = static_cast<typename Tree::CancelNode*>(n);
-          if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire))
-            release_stop_bridge(b);
-          if (!Tree::destroy(c)) parent = nullptr;  // the tree counts c freed when it frees it
-          break;
+          // Once, when the count reaches zero: a node dying later (`dead`) already gave it back.
+          if (!dead)
+            if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire))
+              release_stop_bridge(b);
+          const ParentDrop<Tree> up = Tree::destroy(c);
+          parent = up.node;
+          dead = up.dead;
+          n = parent;
+          continue;
         }
       }
+      dead = false;
       n = parent;
     }
     if (dying == nullptr) return;
     MergeNode<Tree>* m = std::exchange(dying, dying->next_dying);
     n = m->second;
+    dead = false;
     delete m;
     count_freed(Tree::index);
   }

@@ -45,13 +45,14 @@ struct TreeDefaults {
     return static_cast<typename Tree::CancelNode*>(static_cast<typename Tree::TimerNode*>(t));
   }
   template <class C>
-  static bool destroy(C* c) noexcept {
+  static ParentDrop<Tree> destroy(C* c) noexcept {
+    Node<Tree>* const parent = c->parent;  // counted: released by the caller
     if (c->kind == Kind::timer)
       delete static_cast<typename Tree::TimerNode*>(c);
     else
       delete c;
     count_freed(Tree::index);
-    return true;
+    return {parent};
   }
   static void reclaim() noexcept {}
 };
