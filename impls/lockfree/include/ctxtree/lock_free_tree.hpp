@@ -67,11 +67,11 @@
 // node in an open word by its cancel function; a node on a run list by a reference the walk takes.
 // A node's Extras and words live as long as the node.
 // A child whose parent is the cancellable node it registers with holds that parent through its
-// word (Word::holds), not the parent's count, from derive until its memory is freed: threads
-// deriving from one parent then write only their own home words. When the parent's count reaches
-// zero it is orphaned: each word still holding it is marked and counted (Extras::held_words), and
-// the child that empties the last one completes the parent's death (unlink, free, its own
-// parent's hold), iteratively through detail::release.
+// word (the hold count in Word::link), not the parent's count, from derive until its memory is
+// freed: threads deriving from one parent then write only their own home words. When the parent's
+// count reaches zero it is orphaned: each word still holding it is marked and counted
+// (Extras::held_words), and the child that empties the last one completes the parent's death
+// (unlink, free, its own parent's hold), iteratively through detail::release.
 //
 // The one wait: a DoneCallback destroyed while another thread has taken its callback for running
 // (removal lost the slot CAS) waits for that thread to release it — std::stop_callback's rule.
