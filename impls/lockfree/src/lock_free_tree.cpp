@@ -48,20 +48,16 @@ LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clo
   }
   // c holds its parent before publication (a walker may climb through c->parent): through the
   // word when the parent is p itself, so that deriving threads leave p's count alone.
-  if (r.word != nullptr && parent == p && lockfree::take_hold(r.word)) {
-    c->slot = lockfree::pack(r.word, r.bit) | lockfree::kSlotHolds;
+  const bool holds = r.word != nullptr && parent == p && lockfree::take_hold(r.word);
+  if (!holds) detail::retain(parent);
+  if (r.word != nullptr) {
+    c->slot = lockfree::pack(r.word, r.bit) | (holds ? lockfree::kSlotHolds : 0);
     if (lockfree::publish(r, reinterpret_cast<std::uintptr_t>(c), 0, HookPoint::register_child))
       return c;
     c->slot = 0;
-    detail::retain(parent);
-    lockfree::give_back_hold(r.word);
-  } else {
-    detail::retain(parent);
-    if (r.word != nullptr) {
-      c->slot = lockfree::pack(r.word, r.bit);
-      if (lockfree::publish(r, reinterpret_cast<std::uintptr_t>(c), 0, HookPoint::register_child))
-        return c;
-      c->slot = 0;
+    if (holds) {  // refused: c counts its parent instead
+      detail::retain(parent);
+      lockfree::give_back_hold(r.word);
     }
   }
   if (p != nullptr) {
