@@ -63,6 +63,7 @@ struct Sketch {
   static bool add_listener(CancelNode* c, ctxtree::detail::Callback* cb);
   static bool remove_listener(CancelNode* c, ctxtree::detail::Callback* cb) noexcept;
   static std::stop_token stop_token(CancelNode* c);
+  static ctxtree::detail::StopBridge* stop_bridge(const CancelNode* c) noexcept;
   static std::size_t child_count(const CancelNode* c) noexcept;
   static ctxtree::detail::TimerEntry* timer_of(CancelNode* c) noexcept;
   static CancelNode* from_timer(ctxtree::detail::TimerEntry* t) noexcept;

@@ -30,7 +30,7 @@ class FootprintTest : public ::testing::Test {
   // LockFreeTree's slot capacity of a parent (its words' slots); 0 for other trees.
   static std::size_t SlotCapacity(const ctxtree::Context<Tree>& c) {
     if constexpr (std::is_same_v<Tree, ctxtree::LockFreeTree>) {
-      return Tree::slot_capacity(ctxtree::detail::Access::node(c)->anchor);
+      return Tree::slot_capacity(ctxtree::detail::Access::node(c)->anchor());
     } else {
       return 0;
     }

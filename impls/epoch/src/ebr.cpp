@@ -272,6 +272,11 @@ bool pinned() noexcept {
 
 void retire(Retired* obj, unsigned kind) noexcept {
   (void)detail::checked_address<kTagShift>(obj, "ctxtree::epoch::retire (bucket word)");
+  if (reinterpret_cast<std::uintptr_t>(obj) & kKindMask) [[unlikely]] {
+    // The header's low bits carry the kind: a misaligned one would free the wrong thing later.
+    std::fputs("ctxtree::epoch::retire: Retired header not 16-byte aligned\n", stderr);
+    std::abort();
+  }
   Borrow b;
   Record* r = b.r;
   // seq_cst: this read follows the unlink in S (see ebr.hpp).

@@ -28,7 +28,7 @@ namespace {
 constexpr std::uint64_t kErrBits = EpochTree::kErrBits;
 constexpr std::uint64_t kComplete = EpochTree::kComplete;
 
-CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anchor; }
+CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anchor(); }
 
 void unref(CancelNode* n) noexcept { detail::release<EpochTree>(n); }
 
@@ -432,7 +432,7 @@ EpochTree::CancelNode* EpochTree::make_cancel(Node* parent, Kind kind, Clock::re
   static_assert(epoch::kAddressBits <= kErrShift);
   (void)detail::checked_address<epoch::kAddressBits>(c, "EpochTree node");
   detail::retain(parent);
-  if (CancelNode* x = parent->anchor) link_child(x, c);
+  if (CancelNode* x = parent->anchor()) link_child(x, c);
   return c;
 }
 

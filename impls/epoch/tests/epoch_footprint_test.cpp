@@ -8,18 +8,25 @@ namespace {
 using Tree = ctxtree::EpochTree;
 
 TEST(EpochFootprint, CancelNodeAddsFiveWordsToTheSharedBase) {
-  // word, next, and NodeTail: the cause word that becomes the Retired header, callbacks, inline
-  // slot.
-  EXPECT_EQ(sizeof(Tree::CancelNode), sizeof(ctxtree::detail::CancelBase<Tree>) + 40);
-  // 88 bytes and malloc's 8-byte header fill the same 96-byte chunk as 80 did.
-  EXPECT_LE(sizeof(Tree::CancelNode), 88u);
+  // word, next, and NodeTail: callbacks, the cause word that becomes the Retired header, the
+  // inline slot; after the shared base and the stop bridge's slot.
+  EXPECT_EQ(sizeof(Tree::CancelNode), sizeof(ctxtree::detail::CancelBase<Tree>) +
+                                          sizeof(ctxtree::detail::StopBridgeSlot) + 40);
+  // A cancellable node computes its anchor instead of storing it: 80 bytes, one node-pool block.
+  EXPECT_LE(sizeof(Tree::CancelNode), 80u);
 }
 
 TEST(EpochFootprint, RetiredHeaderLeadsBackToItsNode) {
   auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
-  auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor);
+  auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor());
   EXPECT_EQ(Tree::CancelNode::node_of(&n->retired), n);
   EXPECT_EQ(static_cast<void*>(&n->retired), static_cast<void*>(&n->cause_word));
+}
+
+TEST(EpochFootprint, RetiredHeaderIsSixteenByteAlignedForTheDeleterKind) {
+  auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor());
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(&n->retired) % 16, 0u);
 }
 
 TEST(EpochFootprint, NodesAreSixteenByteAlignedForTheLinkFlags) {
@@ -32,7 +39,7 @@ TEST(EpochFootprint, NodesAreSixteenByteAlignedForTheLinkFlags) {
 
 TEST(EpochFootprint, FirstAfterFuncOfANodeTakesTheInlineSlotAndNoChunk) {
   auto [c, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
-  auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor);
+  auto* n = static_cast<Tree::CancelNode*>(ctxtree::detail::Access::node(c)->anchor());
   bool ran[2] = {false, false};
   auto first = ctxtree::after_func(c, [&] { ran[0] = true; });
   EXPECT_NE(n->first_slot.load(), 0u);

@@ -70,17 +70,7 @@ Word* other_word(Extras* e, Word* from, HookPoint point) {
 
 // The Extras of live node p, made if needed and announced in p's state; nullptr if p is done.
 Extras* install_extras(CancelNode* p, HookPoint point) {
-  Extras* e = p->extras.load(std::memory_order_acquire);  // acquire: we dereference it
-  if (e == nullptr) {
-    Extras* const fresh = detail::new_pooled<Extras>();
-    // acq_rel: publishes the new Extras; acquire: a competitor's.
-    if (p->extras.compare_exchange_strong(e, fresh, std::memory_order_acq_rel,
-                                          std::memory_order_acquire))
-      e = fresh;
-    else
-      detail::delete_pooled(fresh);
-    hook(point);
-  }
+  Extras* const e = make_extras(p, point);
   // Acquire (also on failure): a refused registrant (a callback run at once) sees the completion.
   std::uint64_t s = p->state.load(std::memory_order_acquire);
   do {
@@ -105,6 +95,20 @@ struct HomeWord {
 constinit thread_local HomeWord tls_home;
 
 }  // namespace
+
+Extras* make_extras(CancelNode* p, HookPoint point) {
+  Extras* e = p->extras.load(std::memory_order_acquire);  // acquire: we dereference it
+  if (e != nullptr) return e;
+  Extras* const fresh = detail::new_pooled<Extras>();
+  // acq_rel: publishes the new Extras; acquire: a competitor's.
+  if (p->extras.compare_exchange_strong(e, fresh, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+    e = fresh;
+  else
+    detail::delete_pooled(fresh);
+  hook(point);
+  return e;
+}
 
 Reservation reserve(CancelNode* p, HookPoint point) {
   // Acquire: if kHasExtras is set we dereference `extras`.

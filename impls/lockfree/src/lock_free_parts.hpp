@@ -107,6 +107,9 @@ struct Reservation {
   LockFreeTree::Extras* extras = nullptr;
 };
 
+// p's Extras, made if needed (whether or not p is done; announced in p's state by registration).
+// Throws std::bad_alloc with nothing changed.
+LockFreeTree::Extras* make_extras(LockFreeTree::CancelNode* p, detail::HookPoint point);
 // Reserves a free slot in p's set, making the set first if needed. Throws std::bad_alloc with
 // nothing observable changed; an empty reservation when p is done.
 Reservation reserve(LockFreeTree::CancelNode* p, detail::HookPoint point);
@@ -160,6 +163,9 @@ struct LockFreeTree::Extras {
   // dip below zero before the dying thread adds its count); the death completes at zero.
   detail::Atomic<std::int64_t> held_words{0};
   bool orphaned = false;  // the count reached zero; written once, before held_words' add
+  // stop_token's bridge (context.hpp: bridge_stop_token), kept here rather than in every node:
+  // its registration lives in this set anyway. Given back when the node's count reaches zero.
+  std::atomic<detail::StopBridge*> stop_bridge{nullptr};
   // Unique over the process's life, so a thread's remembered home word (see reserve) is known to
   // belong to this set even if another set was freed at the same address. Immutable.
   const std::uint64_t id = next_id();
@@ -210,7 +216,7 @@ struct RunList {
 
 inline bool is_child(std::uintptr_t entry) noexcept { return entry != 0 && (entry & 7) == 0; }
 
-inline CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anchor; }
+inline CancelNode* cancel_parent(const CancelNode* c) noexcept { return c->parent->anchor(); }
 
 // A callback's registration (Callback::registration): the slot it was published in.
 struct CallbackPlace {

@@ -36,7 +36,7 @@ LockFreeTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadlin
 LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
   CancelNode* c = detail::new_cancel_node<LockFreeTree>(kind, parent, deadline);
   (void)detail::checked_address<lockfree::kPackShift>(c, "LockFreeTree node (gate list)");
-  CancelNode* p = parent->anchor;
+  CancelNode* p = parent->anchor();
   Reservation r;
   if (p != nullptr) {
     try {
@@ -107,6 +107,16 @@ bool LockFreeTree::remove_listener(CancelNode* c, Callback* cb) noexcept {
       v, kRemovedEntry, std::memory_order_acq_rel, std::memory_order_relaxed);
   CTXTREE_HOOK(remove_child);
   return removed;
+}
+
+std::atomic<detail::StopBridge*>& LockFreeTree::bridge_slot(CancelNode* c) {
+  return lockfree::make_extras(c, HookPoint::callback_register)->stop_bridge;
+}
+
+detail::StopBridge* LockFreeTree::stop_bridge(const CancelNode* c) noexcept {
+  // Acquire: we dereference the Extras; then pairs with bridge_stop_token's publishing CAS.
+  const Extras* e = c->extras.load(std::memory_order_acquire);
+  return e != nullptr ? e->stop_bridge.load(std::memory_order_acquire) : nullptr;
 }
 
 std::size_t LockFreeTree::child_count(const CancelNode* c) noexcept {

@@ -2,12 +2,26 @@
 // children, not for how many it ever had. (The footprint every lock-free tree shares is typed, in
 // tests/lock_free/footprint_test.cpp.)
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <random>
 
 #include "lockfree_test_util.hpp"
 
 namespace lockfree_test {
 namespace {
+
+// A cancel node is one 64-byte cache line, aligned to it: a walk touches one line per child, and
+// the stop bridge, kept in the Extras, costs nodes without one nothing.
+TEST(LockFreeFootprint, CancelNodeFillsOneCacheLine) {
+  constexpr std::size_t kLine = 64;
+  EXPECT_EQ(sizeof(Tree::CancelNode), kLine);
+  auto [parent, cancel] = ctxtree::with_cancel(ctxtree::background<Tree>());
+  for (int i = 0; i < 100; ++i) {
+    auto [c, f] = ctxtree::with_cancel(parent);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(NodeOf(c)) % kLine, 0u);
+  }
+}
 
 // Two threads cycling create/cancel on the parent at once: contention moves a thread to a word of
 // its own (see reserve), and nothing grows beyond that however long they cycle.

@@ -28,6 +28,6 @@ using ctxtree_test::Scaled;
 using namespace std::chrono_literals;
 
 // The cancellable node behind a context (white-box access for slot_capacity and child_count).
-inline Tree::CancelNode* NodeOf(const Ctx& c) { return ctxtree::detail::Access::node(c)->anchor; }
+inline Tree::CancelNode* NodeOf(const Ctx& c) { return ctxtree::detail::Access::node(c)->anchor(); }
 
 }  // namespace lockfree_test

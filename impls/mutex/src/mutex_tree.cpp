@@ -12,7 +12,7 @@ using detail::Kind;
 
 MutexTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) noexcept
     : detail::CancelBase<MutexTree>(kind, parent, parent->values, deadline),
-      cancel_parent(parent->anchor) {}
+      cancel_parent(parent->anchor()) {}
 
 MutexTree::CancelNode* MutexTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
   CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)

@@ -92,7 +92,7 @@ void leave_parent_set(CancelNode* c) noexcept {
 
 StopTokenTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline)
     : detail::CancelBase<StopTokenTree>(kind, parent, parent->values, deadline),
-      cancel_parent(parent->anchor) {}
+      cancel_parent(parent->anchor()) {}
 
 void StopTokenTree::CancelNode::Link::operator()() const noexcept {
   CancelNode* c = child;

@@ -119,7 +119,7 @@ void run_callbacks(RunQueue& run) noexcept {
 GlobalLockTree::CancelNode::CancelNode(Kind kind, Node* parent,
                                        ctxtree::Clock::rep deadline) noexcept
     : ctxtree::detail::CancelBase<GlobalLockTree>(kind, parent, parent->values, deadline),
-      cancel_parent(parent->anchor) {}
+      cancel_parent(parent->anchor()) {}
 
 GlobalLockTree::CancelNode* GlobalLockTree::make_cancel(Node* parent, Kind kind,
                                                         ctxtree::Clock::rep deadline) {

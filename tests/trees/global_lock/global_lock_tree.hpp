@@ -47,12 +47,13 @@ struct GlobalLockTree : ctxtree::detail::TreeDefaults<GlobalLockTree> {
   static std::size_t child_count(const CancelNode* c) noexcept;
 };
 
-struct GlobalLockTree::CancelNode : ctxtree::detail::CancelBase<GlobalLockTree> {
+struct GlobalLockTree::CancelNode : ctxtree::detail::CancelBase<GlobalLockTree>,
+                                    ctxtree::detail::StopBridgeSlot {
   CancelNode(Kind kind, Node* parent, ctxtree::Clock::rep deadline) noexcept;
 
   ctxtree::detail::DoneWord done;   // published once, under the lock; read without it
   std::error_code cause;            // written under the lock before `done`; immutable after
-  CancelNode* const cancel_parent;  // parent->anchor, whose list this node joins
+  CancelNode* const cancel_parent;  // parent->anchor(), whose list this node joins
 
   // Guarded by the global lock:
   CancelNode* prev_sibling = nullptr;

@@ -11,7 +11,7 @@
 //                                  tree.hpp): the slot of its debug counters
 //   struct CancelNode              derives from detail::CancelBase<T>
 //   make_cancel(parent, kind, d)   a new cancel/timer node under `parent` with two references,
-//                                  linked to parent->anchor, or done at once (with the anchor's
+//                                  linked to parent->anchor(), or done at once (with the anchor's
 //                                  error and cause) if the anchor is done; throws std::bad_alloc
 //                                  with nothing changed
 //   cancel(c, err, cause)          completes c and its subtree and removes c from its parent;
@@ -22,6 +22,9 @@
 //   add_listener(c, cb)            registers a callback; false (nothing registered) if c is done
 //   remove_listener(c, cb)         true if cb was unlinked before completion took it
 //   stop_token(c), child_count(c), timer_of(c), from_timer(t), destroy(c), reclaim()
+//   stop_bridge(c)                 the bridge bridge_stop_token cached for c (null: none), read
+//                                  once c's count reaches zero; a tree that uses the bridge also
+//                                  says where it caches it (bridge_slot(c), may throw bad_alloc)
 //
 // detail::TreeDefaults (tree_defaults.hpp) supplies the members most trees share. docs/TREES.md
 // says how to write and register a tree.
@@ -212,16 +215,16 @@ class Context {
 
   // Empty until done; then errc::canceled or errc::deadline_exceeded, forever.
   std::error_code err() const noexcept {
-    auto* a = n_->anchor;
+    auto* a = n_->anchor();
     return a != nullptr ? Tree::err(a) : std::error_code{};
   }
   bool is_done() const noexcept {
-    auto* a = n_->anchor;
+    auto* a = n_->anchor();
     return a != nullptr && Tree::is_done(a);
   }
   Done done() const noexcept { return Done(*this); }
   std::optional<Clock::time_point> deadline() const noexcept {
-    auto* a = n_->anchor;
+    auto* a = n_->anchor();
     if (a == nullptr || a->deadline == detail::kNoDeadline) return std::nullopt;
     return Clock::time_point(Clock::duration(a->deadline));
   }
@@ -232,7 +235,7 @@ class Context {
     return detail::bound_value<T>(l);
   }
   std::stop_token stop_token() const {
-    auto* a = n_->anchor;
+    auto* a = n_->anchor();
     return a != nullptr ? Tree::stop_token(a) : std::stop_token{};
   }
 
@@ -248,11 +251,11 @@ bool DoneView<Tree>::ready() const noexcept {
 }
 template <class Tree>
 bool DoneView<Tree>::never() const noexcept {
-  return detail::Access::node(ctx_)->anchor == nullptr;
+  return detail::Access::node(ctx_)->anchor() == nullptr;
 }
 template <class Tree>
 void DoneView<Tree>::wait() const {
-  auto* a = detail::Access::node(ctx_)->anchor;
+  auto* a = detail::Access::node(ctx_)->anchor();
   if (a == nullptr) {
     for (;;) std::this_thread::sleep_for(std::chrono::hours(24));  // Go: a nil channel
   }
@@ -260,7 +263,7 @@ void DoneView<Tree>::wait() const {
 }
 template <class Tree>
 bool DoneView<Tree>::wait_until(Clock::time_point t) const {
-  auto* a = detail::Access::node(ctx_)->anchor;
+  auto* a = detail::Access::node(ctx_)->anchor();
   if (a == nullptr) {
     std::this_thread::sleep_until(t);
     return false;
@@ -363,7 +366,7 @@ inline constexpr const char* kNullParent = "null parent context";
 
 template <class Tree>
 inline Clock::rep inherited_deadline(const Node<Tree>* p) noexcept {
-  return p->anchor != nullptr ? p->anchor->deadline : kNoDeadline;
+  return p->anchor() != nullptr ? p->anchor()->deadline : kNoDeadline;
 }
 
 // A new cancel or deadline node under `p`, with its context and cancel function.
@@ -409,12 +412,13 @@ std::pair<Context<Tree>, Func> derive_timeout(Node<Tree>* p,
 // failed registration (std::bad_alloc) leaves nothing behind.
 template <class Tree>
 std::stop_token bridge_stop_token(typename Tree::CancelNode* c) {
-  StopBridge* b = c->stop_bridge.load(std::memory_order_acquire);  // pairs with the CAS below
+  std::atomic<StopBridge*>& slot = Tree::bridge_slot(c);  // may throw std::bad_alloc
+  StopBridge* b = slot.load(std::memory_order_acquire);   // pairs with the CAS below
   if (b != nullptr) return b->source.get_token();
   auto* fresh = new StopBridge;  // two references: the node's slot and the registration
 #if CTXTREE_MUTANT(STOP_TOKEN_PUBLISH_FIRST)  // planted bug: published before it is registered
-  if (!c->stop_bridge.compare_exchange_strong(b, fresh, std::memory_order_acq_rel,
-                                              std::memory_order_acquire)) {
+  if (!slot.compare_exchange_strong(b, fresh, std::memory_order_acq_rel,
+                                    std::memory_order_acquire)) {
     fresh->unref();
     fresh->unref();
     return b->source.get_token();
@@ -430,8 +434,7 @@ std::stop_token bridge_stop_token(typename Tree::CancelNode* c) {
     throw;
   }
   if (!registered) run_callback(fresh);  // done already: stop now, drop the registration
-  if (c->stop_bridge.compare_exchange_strong(b, fresh, std::memory_order_acq_rel,
-                                             std::memory_order_acquire))
+  if (slot.compare_exchange_strong(b, fresh, std::memory_order_acq_rel, std::memory_order_acquire))
     return fresh->source.get_token();
   // Another thread published its bridge first: withdraw ours.
   if (registered && try_stop(fresh) && Tree::remove_listener(c, fresh)) fresh->unref();
@@ -513,7 +516,7 @@ template <class Tree>
 Context<Tree> without_cancel(const Context<Tree>& parent) {
   auto* p = detail::require(parent, "without_cancel", detail::kNullParent);
   detail::CounterShard& shard = detail::counter_shard();
-  auto* n = new detail::Node<Tree>(detail::Kind::without_cancel, p, nullptr, p->values);
+  auto* n = new detail::LayerNode<Tree>(detail::Kind::without_cancel, p, p->values, nullptr);
   detail::retain(p);
   detail::count_live(shard, Tree::index, 1);
   return detail::Access::adopt<Tree>(n);
@@ -523,7 +526,7 @@ Context<Tree> without_cancel(const Context<Tree>& parent) {
 // cancelled ancestor) done; else c.err().
 template <class Tree>
 std::error_code cause(const Context<Tree>& c) {
-  auto* a = detail::require(c, "cause")->anchor;
+  auto* a = detail::require(c, "cause")->anchor();
   return a != nullptr ? Tree::cause(a) : std::error_code{};
 }
 
@@ -531,7 +534,7 @@ std::error_code cause(const Context<Tree>& c) {
 // is already done. The StopFunc can prevent it.
 template <class Tree, class F>
 StopFunc after_func(const Context<Tree>& c, F f) {
-  auto* a = detail::require(c, "after_func")->anchor;
+  auto* a = detail::require(c, "after_func")->anchor();
   auto* r = new detail::AfterFunc<Tree, F>(std::move(f), a);
   if (a != nullptr) {
     detail::retain<Tree>(a);
@@ -567,7 +570,7 @@ std::pair<Context<Tree>, CancelFunc> with_merged(const Context<Tree>& a, const C
   detail::count_live(shard, Tree::index, 1);
   const Context<Tree> layer_ref = detail::Access::adopt<Tree>(layer);
   auto merged = detail::derive_cancel<CancelFunc>(layer, detail::Kind::merged, deadline);
-  if (second->anchor == nullptr) return merged;  // b is never done
+  if (second->anchor() == nullptr) return merged;  // b is never done
   auto [link, cancel_link] = with_cancel(b);
   // b done first: the merged node is done with b's err and cause.
   auto* r = new detail::MergedCancel<Tree>(merged.first,
@@ -595,7 +598,7 @@ class DoneCallback {
   template <class G>
   requires std::constructible_from<F, G> DoneCallback(const Context<Tree>& c, G&& f)
       : rec_(std::forward<G>(f)) {
-    anchor_ = detail::require(c, "DoneCallback")->anchor;
+    anchor_ = detail::require(c, "DoneCallback")->anchor();
     if (anchor_ == nullptr) return;  // never done: f never runs
     ctx_ = c;
     if (!Tree::add_listener(anchor_, &rec_)) detail::run_callback(&rec_);
@@ -674,7 +677,7 @@ std::string to_string(const Context<Tree>& c) {
         s += ".WithCancel";
         break;
       case Kind::timer:
-        s += ".WithDeadline(" + detail::format_deadline(n->anchor->deadline) + ")";
+        s += ".WithDeadline(" + detail::format_deadline(n->anchor()->deadline) + ")";
         break;
       case Kind::value:
         s += ".WithValue(";

@@ -48,6 +48,7 @@ concept TreeOperations = requires(Node<T>* parent, typename T::CancelNode* c,
   { T::add_listener(c, cb) } -> std::same_as<bool>;
   { T::remove_listener(c, cb) } -> std::same_as<bool>;
   { T::stop_token(c) } -> std::same_as<std::stop_token>;
+  { T::stop_bridge(cc) } -> std::same_as<StopBridge*>;
   { T::child_count(cc) } -> std::same_as<std::size_t>;
   { T::timer_of(c) } -> std::same_as<TimerEntry*>;
   { T::from_timer(timer) } -> std::same_as<typename T::CancelNode*>;
@@ -61,6 +62,7 @@ concept TreeOperations = requires(Node<T>* parent, typename T::CancelNode* c,
   requires noexcept(T::wait_until(cc, until));
   requires noexcept(T::remove_listener(c, cb));
   requires noexcept(T::child_count(cc));
+  requires noexcept(T::stop_bridge(cc));
   requires noexcept(T::timer_of(c));
   requires noexcept(T::from_timer(timer));
   requires noexcept(T::destroy(c));

@@ -56,6 +56,7 @@
 #include <stop_token>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 
 #include "ctxtree/context.hpp"
 #include "ctxtree/detail/atomic.hpp"
@@ -109,24 +110,29 @@ struct EpochTree : detail::TreeDefaults<EpochTree> {
 #endif
 };
 
-// EpochTree's own fields of a cancel node, after the shared CancelBase. The first word is the
-// node's staged cause while it lives and ctxtree/epoch's Retired header once it is retired (no
-// child and no handle is left to read the cause): retire_node switches the union's member, and
-// the deleter finds the node from its header with node_of.
+// EpochTree's own fields of a cancel node, after the shared CancelBase. The union is the node's
+// staged cause while it lives and ctxtree/epoch's Retired header once it is retired (no child and
+// no handle is left to read the cause): retire_node switches the union's member, and the deleter
+// finds the node from its header with node_of. It follows `callbacks` so that it lands on the
+// 16-byte boundary the Retired header needs (CancelBase and StopBridgeSlot take 40 bytes; nodes
+// are 16-byte aligned).
 struct EpochTree::NodeTail {
   using CauseWord = detail::Atomic<std::uint64_t>;
+  // Callbacks: 0 or the first chunk of a slot list (epoch_listeners.cpp); bit 0 closes it at
+  // completion. The completer claims them after its walk, holding a reference to the node.
+  detail::Atomic<std::uintptr_t> callbacks{0};
   union {
     // A staged explicit cause (error, packed cause) and the tombstone counter of this node's
     // child list; see epoch_internal.hpp for the bit layout. Written by CAS / fetch_add.
     CauseWord cause_word;
     epoch::Retired retired;
   };
-  // Callbacks: 0 or the first chunk of a slot list (epoch_listeners.cpp); bit 0 closes it at
-  // completion. The completer claims them after its walk, holding a reference to the node.
-  detail::Atomic<std::uintptr_t> callbacks{0};
   // The inline slot: 0, the node's first counted callback (detail::is_counted), or taken by the
   // completer, which claims it during the walk. A node with one after_func needs no chunk.
   detail::Atomic<std::uintptr_t> first_slot{0};
+
+  // Where `retired` is: right after `callbacks` (checked below where the layout is standard).
+  static constexpr std::size_t kRetiredOffset = sizeof(detail::Atomic<std::uintptr_t>);
 
   NodeTail() noexcept : cause_word(0) {}
   NodeTail(const NodeTail&) = delete;
@@ -135,12 +141,20 @@ struct EpochTree::NodeTail {
   ~NodeTail() { cause_word.~CauseWord(); }
 };
 
-struct EpochTree::CancelNode : detail::CancelBase<EpochTree>, EpochTree::NodeTail {
+#ifndef CTXTREE_MODEL  // simulated atomics are not standard-layout; the layout is the same
+static_assert(std::is_standard_layout_v<EpochTree::NodeTail> &&
+              offsetof(EpochTree::NodeTail, retired) == EpochTree::NodeTail::kRetiredOffset);
+#endif
+
+struct EpochTree::CancelNode : detail::CancelBase<EpochTree>,
+                               detail::StopBridgeSlot,
+                               EpochTree::NodeTail {
   CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline) noexcept;
 
-  // The node whose Retired header is r (the header is NodeTail's first member).
+  // The node whose Retired header is r (kRetiredOffset bytes into its NodeTail).
   static CancelNode* node_of(epoch::Retired* r) noexcept {
-    return static_cast<CancelNode*>(reinterpret_cast<NodeTail*>(r));
+    return static_cast<CancelNode*>(
+        reinterpret_cast<NodeTail*>(reinterpret_cast<std::byte*>(r) - kRetiredOffset));
   }
 
   // Children and done state (see above). Error bits are set once; kComplete once, after them.

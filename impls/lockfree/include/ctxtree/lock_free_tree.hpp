@@ -24,7 +24,7 @@
 //   that reports kClosed). Removal clears the two bits (CAS, fails if closed).
 // - Completion: the first CAS that sets the error in `state` wins; nothing else decides.
 // Cancel walks the subtree depth first, iteratively, without a stack: it descends through the
-// slots and climbs back through `parent->anchor` and the child's own slot position.
+// slots and climbs back through `parent->anchor()` and the child's own slot position.
 //
 // Helping, not waiting. Any cancel call that finds its node done walks the same subtree too,
 // completing (by CAS) whatever is still live, so every call returns with the subtree done even
@@ -126,6 +126,9 @@ struct LockFreeTree : detail::TreeDefaults<LockFreeTree> {
   static bool remove_listener(CancelNode* c, detail::Callback* cb) noexcept;
   static std::size_t child_count(const CancelNode* c) noexcept;
   static detail::ParentDrop<LockFreeTree> destroy(CancelNode* c) noexcept;
+  // stop_token's bridge is cached in the node's Extras (made for it if needed), not in the node.
+  static std::atomic<detail::StopBridge*>& bridge_slot(CancelNode* c);
+  static detail::StopBridge* stop_bridge(const CancelNode* c) noexcept;
 
   // White-box introspection for tests: slots allocated in c's child/callback set (0 if none).
   static std::size_t slot_capacity(const CancelNode* c) noexcept;
@@ -138,7 +141,7 @@ struct LockFreeTree::CancelNode : detail::CancelBase<LockFreeTree> {
   mutable detail::Atomic<std::uint64_t> state;
   // Set once (CAS from null) before kHasExtras is set in `state`; freed with the node.
   detail::Atomic<Extras*> extras{nullptr};
-  // Where this node is published in parent->anchor's set: a Word* with the slot index in bits
+  // Where this node is published in parent->anchor()'s set: a Word* with the slot index in bits
   // 48-63; 0 when not published. Written before publication; marked kSlotUnlinked by the cancel
   // that unlinks it from an open word (the word keeps its hold on the parent); read by walkers
   // only when found in a closed word (never marked then).

@@ -51,13 +51,13 @@ struct MutexTree : detail::TreeDefaults<MutexTree> {
   static std::size_t child_count(const CancelNode* c) noexcept;
 };
 
-struct MutexTree::CancelNode : detail::CancelBase<MutexTree> {
+struct MutexTree::CancelNode : detail::CancelBase<MutexTree>, detail::StopBridgeSlot {
   CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline) noexcept;
 
   detail::DoneWord done;  // published once, under mu; read without the lock
   std::error_code cause;  // written under mu before `done` is published; immutable after
   mutable std::mutex mu;
-  CancelNode* const cancel_parent;  // parent->anchor, whose list this node joins; immutable
+  CancelNode* const cancel_parent;  // parent->anchor(), whose list this node joins; immutable
 
   // Guarded by cancel_parent->mu:
   CancelNode* prev_sibling = nullptr;

@@ -43,7 +43,7 @@ struct StopTokenTree : detail::TreeDefaults<StopTokenTree> {
   static std::size_t child_count(const CancelNode* c) noexcept;
 };
 
-struct StopTokenTree::CancelNode : detail::CancelBase<StopTokenTree> {
+struct StopTokenTree::CancelNode : detail::CancelBase<StopTokenTree>, detail::StopBridgeSlot {
   CancelNode(detail::Kind kind, Node* parent, Clock::rep deadline);
 
   // Runs when the parent's source is stopped: claims this node for the stopping thread.
@@ -56,7 +56,7 @@ struct StopTokenTree::CancelNode : detail::CancelBase<StopTokenTree> {
   std::atomic<bool> claimed{false};  // the first cancellation sets it, then writes `cause`
   std::error_code cause;             // written by the claimer before `done` is published
   std::stop_source source;           // stopped while the node is being completed
-  CancelNode* const cancel_parent;   // parent->anchor, whose source `link` is registered on
+  CancelNode* const cancel_parent;   // parent->anchor(), whose source `link` is registered on
   // The registration in cancel_parent's source: emplaced at creation; reset by the claimer of an
   // own cancel or of a completion at birth (removal from the parent); otherwise destroyed with
   // the node.

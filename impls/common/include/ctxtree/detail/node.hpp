@@ -54,18 +54,37 @@ struct Node {
   using CancelNode = typename Tree::CancelNode;
 
   constexpr explicit Node(Kind k) noexcept : kind(k) {}
-  Node(Kind k, Node* p, CancelNode* a, const ValueLayer* v) noexcept
-      : kind(k), parent(p), anchor(a), values(v) {}
+  Node(Kind k, Node* p, const ValueLayer* v) noexcept : kind(k), parent(p), values(v) {}
+
+  // The nearest cancellable node on the path: the node itself if cancellable, else the one its
+  // layer recorded (null: never done). Decided by `kind`, which shares the line with `refs`, so a
+  // cancellable node spends no field on pointing at itself.
+  CancelNode* anchor() const noexcept;
 
   // Handles, children and registrations. Increments are relaxed (a reference is only copied from
   // a live one); the decrement is acq_rel so the freeing thread sees every write to the node.
   std::atomic<std::uint32_t> refs{1};
   const Kind kind;
   Node* const parent = nullptr;              // counted reference; null for roots
-  CancelNode* const anchor = nullptr;        // nearest cancellable node on the path (self if
-                                             // cancellable); null: can never be done
   const ValueLayer* const values = nullptr;  // nearest value layer on the path
 };
+
+// Every node that is not cancellable (roots, value, without_cancel and merge layers): it records
+// the nearest cancellable node above it.
+template <class Tree>
+struct LayerNode : Node<Tree> {
+  constexpr explicit LayerNode(Kind k) noexcept : Node<Tree>(k) {}
+  LayerNode(Kind k, Node<Tree>* p, const ValueLayer* v, typename Tree::CancelNode* a) noexcept
+      : Node<Tree>(k, p, v), layer_anchor(a) {}
+
+  typename Tree::CancelNode* const layer_anchor = nullptr;  // null: the layer is never done
+};
+
+template <class Tree>
+inline typename Tree::CancelNode* Node<Tree>::anchor() const noexcept {
+  if (is_cancellable(kind)) return static_cast<CancelNode*>(const_cast<Node*>(this));
+  return static_cast<const LayerNode<Tree>*>(this)->layer_anchor;
+}
 
 // The immutable fields every tree's cancellable node carries.
 template <class Tree>
@@ -73,21 +92,27 @@ struct CancelBase : Node<Tree> {
   // Unpublished, so a plain store: a new node's references are its context's and its cancel
   // function's, and a timer node's timer's too (start_deadline gives it back if it arms nothing).
   CancelBase(Kind k, Node<Tree>* p, const ValueLayer* v, Clock::rep d) noexcept
-      : Node<Tree>(k, p, static_cast<typename Tree::CancelNode*>(this), v), deadline(d) {
+      : Node<Tree>(k, p, v), deadline(d) {
     this->refs.store(k == Kind::timer ? 3 : 2, std::memory_order_relaxed);
   }
 
   const Clock::rep deadline;  // earliest deadline on the path (kNoDeadline: none)
-  // The std::stop_source bridge, made on the first stop_token() call; freed with the node.
+};
+
+// Where a tree that keeps it in the node caches a cancel node's std::stop_source bridge
+// (context.hpp: bridge_stop_token): made on the first stop_token() call, given back when the
+// node's count reaches zero (release). TreeDefaults' bridge_slot and stop_bridge find it here; a
+// tree may keep it elsewhere and say where through its own.
+struct StopBridgeSlot {
   std::atomic<StopBridge*> stop_bridge{nullptr};
 };
 
 // The untyped part of a value node; its disposer and the bound T follow `layer` in the same
 // allocation, the T at value_offset<T>() from it (values.hpp; value_node.hpp: make_value_node).
 template <class Tree>
-struct ValueNodeBase : Node<Tree> {
+struct ValueNodeBase : LayerNode<Tree> {
   ValueNodeBase(Node<Tree>* p, const KeyBase* key) noexcept
-      : Node<Tree>(Kind::value, p, p->anchor, &layer), layer(key) {}
+      : LayerNode<Tree>(Kind::value, p, &layer, p->anchor()), layer(key) {}
   ~ValueNodeBase() { unlink_layer(layer); }
 
   // The disposer stored right after this object by make_value_node.
@@ -103,9 +128,9 @@ struct ValueNodeBase : Node<Tree> {
 // The layer under which with_merged puts its cancellable node: a child of the first parent that
 // holds the second (counted), for value lookups and to_string. Its anchor is the first parent's.
 template <class Tree>
-struct MergeNode : Node<Tree> {
+struct MergeNode : LayerNode<Tree> {
   MergeNode(Node<Tree>* first, Node<Tree>* second) noexcept
-      : Node<Tree>(Kind::merge, first, first->anchor, layer_address()),
+      : LayerNode<Tree>(Kind::merge, first, layer_address(), first->anchor()),
         second(second),
         merged_values(first->values, second->values) {}
 
@@ -119,8 +144,8 @@ struct MergeNode : Node<Tree> {
 
 template <class Tree>
 struct Roots {
-  static inline constinit Node<Tree> background{Kind::background};
-  static inline constinit Node<Tree> todo{Kind::todo};
+  static inline constinit LayerNode<Tree> background{Kind::background};
+  static inline constinit LayerNode<Tree> todo{Kind::todo};
 };
 
 void release_stop_bridge(StopBridge* b) noexcept;
@@ -184,7 +209,7 @@ inline void release(Node<Tree>* n, bool dead = false) noexcept {
           break;
         }
         case Kind::without_cancel:
-          delete n;
+          delete static_cast<LayerNode<Tree>*>(n);
           count_freed(Tree::index);
           break;
         case Kind::merge: {
@@ -197,8 +222,7 @@ inline void release(Node<Tree>* n, bool dead = false) noexcept {
           auto* c = static_cast<typename Tree::CancelNode*>(n);
           // Once, when the count reaches zero: a node dying later (`dead`) already gave it back.
           if (!dead)
-            if (StopBridge* b = c->stop_bridge.load(std::memory_order_acquire))
-              release_stop_bridge(b);
+            if (StopBridge* b = Tree::stop_bridge(c)) release_stop_bridge(b);
           const ParentDrop<Tree> up = Tree::destroy(c);
           parent = up.node;
           dead = up.dead;

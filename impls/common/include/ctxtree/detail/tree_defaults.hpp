@@ -2,10 +2,12 @@
 //
 // A tree derives from TreeDefaults<Tree> and hides whatever it does differently. The defaults
 // assume a CancelNode with a DoneWord `done` and a std::error_code `cause` (written before `done`
-// is published), and a TimerNode deriving from both CancelNode and detail::TimerEntry. Members
-// are templates so they are instantiated only once the tree is complete.
+// is published) that derives from StopBridgeSlot, and a TimerNode deriving from both CancelNode
+// and detail::TimerEntry. Members are templates so they are instantiated only once the tree is
+// complete.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <stop_token>
 #include <system_error>
@@ -36,6 +38,16 @@ struct TreeDefaults {
   template <class C>
   static std::stop_token stop_token(C* c) {
     return bridge_stop_token<Tree>(c);
+  }
+  // Where stop_token's bridge is cached: the node's StopBridgeSlot.
+  template <class C>
+  static std::atomic<StopBridge*>& bridge_slot(C* c) noexcept {
+    return c->stop_bridge;
+  }
+  template <class C>
+  static StopBridge* stop_bridge(const C* c) noexcept {
+    // Acquire: pairs with bridge_stop_token's publishing CAS.
+    return c->stop_bridge.load(std::memory_order_acquire);
   }
   template <class C>
   static TimerEntry* timer_of(C* c) noexcept {

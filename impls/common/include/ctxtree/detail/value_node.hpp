@@ -17,9 +17,9 @@ namespace ctxtree::detail {
 // frees (values.hpp); the node stores no offset: the disposer knows T.
 template <class Tree, class T, class U>
 ValueNodeBase<Tree>* make_value_node(Node<Tree>* p, const Key<T>& k, U&& v) {
-  static_assert(sizeof(ValueNodeBase<Tree>) == sizeof(Node<Tree>) + sizeof(ValueLayer),
+  static_assert(sizeof(ValueNodeBase<Tree>) == sizeof(LayerNode<Tree>) + sizeof(ValueLayer),
                 "the layer ends the untyped part");
-  static_assert(sizeof(Node<Tree>) == kLayerAt, "value_offset counts the header");
+  static_assert(sizeof(LayerNode<Tree>) == kLayerAt, "value_offset counts the header");
   static_assert(alignof(ValueNodeBase<Tree>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
   constexpr std::size_t value_at = sizeof(ValueNodeBase<Tree>) - sizeof(ValueLayer) +
                                    value_offset<T>();  // from the node: after the layer
