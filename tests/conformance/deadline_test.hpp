@@ -322,6 +322,76 @@ TYPED_TEST_P(DeadlineTest, ExpiringLayerOfMixedChainFinishesLeaf) {
   }
 }
 
+// A timer's record is made while its node is private and must go however the node ends before
+// it is armed. Record blocks share a pool size class, so each test counts the growth over many
+// deadlines made and dropped on this thread: a record leaked per deadline shows as thousands.
+inline constexpr int kRecordRounds = 4096;
+inline constexpr std::int64_t kRecordSlack = kRecordRounds / 8;
+
+inline std::int64_t RecordBlocks() { return ctxtree::detail::TimerService::record_blocks_in_use(); }
+
+TYPED_TEST_P(DeadlineTest, DoneParentLeavesNoTimerRecord) {
+  auto [parent, cancel_parent] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  cancel_parent();
+  const std::int64_t before = RecordBlocks();
+  for (int i = 0; i < kRecordRounds; ++i) {
+    auto [c, cancel] = ctxtree::with_timeout(parent, kVeryLong);
+    ASSERT_EQ(c.err(), Canceled());
+  }
+  EXPECT_LT(RecordBlocks() - before, kRecordSlack);
+}
+
+TYPED_TEST_P(DeadlineTest, PastDeadlineLeavesNoTimerRecord) {
+  auto [parent, cancel_parent] = ctxtree::with_cancel(ctxtree::background<TypeParam>());
+  const std::int64_t before = RecordBlocks();
+  for (int i = 0; i < kRecordRounds; ++i) {
+    auto [c, cancel] = ctxtree::with_timeout(parent, -1s);
+    ASSERT_EQ(c.err(), DeadlineExceeded());
+  }
+  EXPECT_LT(RecordBlocks() - before, kRecordSlack);
+}
+
+// The parent's cancel function that CancelParentAt runs at its hook point (one test at a time).
+inline ctxtree::CancelFunc* g_cancel_at_hook = nullptr;
+inline ctxtree::detail::HookPoint g_cancel_hook_point{};
+
+inline void CancelParentAt(ctxtree::detail::HookPoint p) noexcept {
+  if (p != g_cancel_hook_point || g_cancel_at_hook == nullptr) return;
+  (*std::exchange(g_cancel_at_hook, nullptr))();
+}
+
+// Derives kRecordRounds timeout children, each of a fresh parent that is cancelled at hook point
+// `at` of the child's with_timeout, and drops them; returns how much the record blocks grew.
+template <class Tree>
+std::int64_t RecordGrowthWithParentCancelledAt(ctxtree::detail::HookPoint at) {
+  const std::int64_t before = RecordBlocks();
+  g_cancel_hook_point = at;
+  ctxtree::detail::set_hook(&CancelParentAt);
+  for (int i = 0; i < kRecordRounds; ++i) {
+    auto [parent, cancel_parent] = ctxtree::with_cancel(ctxtree::background<Tree>());
+    g_cancel_at_hook = &cancel_parent;
+    auto [c, cancel] = ctxtree::with_timeout(parent, kVeryLong);
+    EXPECT_EQ(g_cancel_at_hook, nullptr);  // the hook ran
+    EXPECT_EQ(c.err(), Canceled());
+  }
+  ctxtree::detail::set_hook(nullptr);
+  return RecordBlocks() - before;
+}
+
+TYPED_TEST_P(DeadlineTest, ParentCancelledBeforeArmingFreesTheTimer) {
+  // Completed between its publication and the arming step: the timer is withdrawn, not armed.
+  EXPECT_LT(
+      RecordGrowthWithParentCancelledAt<TypeParam>(ctxtree::detail::HookPoint::deadline_start),
+      kRecordSlack);
+}
+
+TYPED_TEST_P(DeadlineTest, ParentCancelledWhileArmingReleasesTheNode) {
+  // Completed after the check, just before the arm: the completion takes the timer's reference
+  // and the record armed is already cancelled (a later drain frees it, on whichever thread, so
+  // only the nodes are counted: the fixture fails if one waits for its 1000 h deadline).
+  RecordGrowthWithParentCancelledAt<TypeParam>(ctxtree::detail::HookPoint::deadline_arm);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     DeadlineTest, DeadlineFiresWithDeadlineExceeded, TimeoutFiresWithDeadlineExceeded,
     DeadlineIsNotDoneBeforeItPasses, DeadlineReportsItsTimePoint, TimeoutDeadlineIsNowPlusDuration,
@@ -336,6 +406,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     CancelledTimerNeverFires, CancelReleasesTimerBeforeDeadline,
     ExpiredParentPropagatesDeadlineExceeded, CancelAndValueLayersReportAncestorDeadline,
     ContextsWithoutTimerHaveNoDeadline, DeadlineStaysAfterCancel,
-    EarlierTimerAddedAfterLaterOneFires, ManyTimersAllFire, ExpiringLayerOfMixedChainFinishesLeaf);
+    EarlierTimerAddedAfterLaterOneFires, ManyTimersAllFire, ExpiringLayerOfMixedChainFinishesLeaf,
+    DoneParentLeavesNoTimerRecord, PastDeadlineLeavesNoTimerRecord,
+    ParentCancelledBeforeArmingFreesTheTimer, ParentCancelledWhileArmingReleasesTheNode);
 
 }  // namespace ctxtree_test

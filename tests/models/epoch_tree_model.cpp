@@ -60,6 +60,8 @@
 namespace ctxtree::detail {
 TimerService& TimerService::instance() { std::abort(); }
 bool TimerService::disarm(TimerEntry*) noexcept { std::abort(); }
+void TimerService::prepare(TimerEntry*) { std::abort(); }
+void TimerService::unprepare(TimerEntry*) noexcept { std::abort(); }
 }  // namespace ctxtree::detail
 
 namespace {

@@ -26,8 +26,9 @@ namespace ctxtree::detail {
 // The heap's half of an armed entry: small and separately owned, so that cancelling a deadline
 // frees its node at once while the record waits in its shard for the timer thread, a drain or a
 // purge to drop it. Two sides take its target, each with one exchange: the heap side (whoever
-// takes the record out of its heap: the thread or advance_manual() to fire it) and the entry side
-// (disarm(), which every completion of an armed node calls, fired or not). The first exchange
+// takes the record out of its heap: the thread or advance_manual() to fire it; or withdraw(), for
+// a record never armed) and the entry side (disarm(), which every completion of a node with a
+// prepared entry calls, fired or not). The first exchange
 // takes the entry; the second finds null and frees the record, which the first side no longer
 // touches after its exchange. A drain or a purge drops only records whose entry is taken.
 struct TimerRecord {
@@ -61,9 +62,6 @@ namespace {
 // True on the timer thread: a fork taken there leaves the child running the timer loop.
 thread_local bool tls_on_timer_thread = false;
 
-// TimerEntry::record once disarm() has run: no record will be stored.
-TimerRecord* const kClosed = reinterpret_cast<TimerRecord*>(alignof(TimerRecord));
-
 // Later than every deadline (they are clamped below kNoDeadline): never due.
 constexpr Clock::rep kNever = kTimerNever;
 
@@ -75,10 +73,12 @@ constexpr Clock::rep kNoManual = std::numeric_limits<Clock::rep>::min();
 std::atomic<Clock::rep> g_manual_now{kNoManual};
 
 constexpr std::uint32_t kNoShard = std::numeric_limits<std::uint32_t>::max();
-// The shard this thread arms into, given on its first arm.
+// The shard this thread arms into, dealt on its first prepare.
 thread_local std::uint32_t tls_shard = kNoShard;
 // This thread's arms, counted to drain its shard every kDrainEvery.
 thread_local std::uint32_t tls_arms = 0;
+// Set when prepare() dealt this thread its shard, until its next arm() wakes the thread.
+thread_local bool tls_unannounced = false;
 }  // namespace
 
 // The fork handlers' service, set before they are registered (instance() may still be
@@ -95,8 +95,8 @@ struct TimerService::Impl {
   static constexpr std::size_t kBatch = 64;
   // Cancelled records below this many are simply dropped when their deadlines come.
   static constexpr std::int64_t kPurgeFloor = 1024;
-  // Threads are dealt shards round-robin on their first arm: up to this many arm without sharing
-  // a lock or a written line.
+  // Threads are dealt shards round-robin on their first prepare: up to this many arm without
+  // sharing a lock or a written line.
   static constexpr std::uint32_t kShards = 32;
   // An arming thread drains its shard every this many of its arms: the records on a stack stay
   // about this many per arming thread, and the lock is taken once per this many arms.
@@ -265,7 +265,7 @@ struct TimerService::Impl {
   // wake it and by disarm() to ask for a purge (timer_inbox.hpp).
   TimerWakeUp wake_up;
 
-  // This thread's shard; `first` is set on its first arm, which deals it one.
+  // This thread's shard; `first` is set on its first call, which deals it one.
   Shard& this_thread_shard(std::uint32_t& index, bool& first) noexcept {
     first = tls_shard == kNoShard;
     if (first) tls_shard = next_shard.fetch_add(1, std::memory_order_seq_cst) % kShards;
@@ -444,7 +444,7 @@ struct TimerService::Impl {
     Impl& s = *g_impl;
     if (!tls_on_timer_thread) {
       // The parent's thread is gone: arm again what it had taken but not started firing, and
-      // start a thread of our own (or at the next arm, if that fails now).
+      // start a thread of our own (or at the next prepare, if that fails now).
       s.running.store(false, std::memory_order_relaxed);  // relaxed: alone in the process
       s.wake_up.reset_alone();
       const std::size_t n = std::exchange(s.due_n, 0);
@@ -466,7 +466,7 @@ struct TimerService::Impl {
         for (const Shard& sh : s.shards)
           pending = pending || !sh.heap.empty() || !sh.inbox.empty_alone();
         if (pending) s.start_thread();
-      } catch (...) {  // out of memory or threads: the next arm starts the thread
+      } catch (...) {  // out of memory or threads: the next prepare starts the thread
       }
     }
     s.unlock_shards();
@@ -487,21 +487,30 @@ TimerService& TimerService::instance() {
   return *service;
 }
 
-bool TimerService::arm(TimerEntry* e) {
+void TimerService::prepare(TimerEntry* e) {
   Impl& s = *impl_;
   s.ensure_thread();  // may throw, before anything changed
   std::uint32_t index;
   bool first;
-  Impl::Shard& sh = s.this_thread_shard(index, first);
-  auto* r = new_pooled<TimerRecord>(e, index);  // may throw, before anything changed
-  // The one atomic that a completion's disarm() also changes: whichever comes first in its
-  // modification order wins. Release: a disarm() that takes the record sees it constructed.
-  TimerRecord* open = nullptr;
-  if (!e->record.compare_exchange_strong(open, r, std::memory_order_release,
-                                         std::memory_order_relaxed)) {
-    delete_pooled(r);  // completed meanwhile: disarm() closed the entry
-    return false;
-  }
+  s.this_thread_shard(index, first);
+  if (first) tls_unannounced = true;
+  // Relaxed: the node is not published yet; its publication orders this store before every
+  // disarm(), and arm() runs on this thread.
+  e->record.store(new_pooled<TimerRecord>(e, index), std::memory_order_relaxed);  // may throw
+}
+
+void TimerService::unprepare(TimerEntry* e) noexcept {
+  // Relaxed: the node was never published; no other thread has seen the record.
+  delete_pooled(e->record.exchange(nullptr, std::memory_order_relaxed));
+}
+
+void TimerService::arm(TimerEntry* e) noexcept {
+  Impl& s = *impl_;
+  // Relaxed: stored by this thread in prepare().
+  TimerRecord* r = e->record.load(std::memory_order_relaxed);
+  Impl::Shard& sh = s.shards[r->shard];
+  const bool first = std::exchange(tls_unannounced, false);
+  // Pushed even if a disarm() took the entry meanwhile: the drain that meets it frees it.
   const bool lowered = sh.inbox.push(r);
   // Seq_cst, against advance_manual()'s store and drain: an advance that passed the deadline
   // either drained this record or stored its time before this load, and then this thread fires
@@ -516,24 +525,31 @@ bool TimerService::arm(TimerEntry* e) {
     if (sh.should_purge()) sh.purge();
     sh.publish();
   }
-  return true;
+}
+
+bool TimerService::withdraw(TimerEntry* e) noexcept {
+  // Relaxed: stored by this thread in prepare().
+  TimerRecord* r = e->record.load(std::memory_order_relaxed);
+  const std::uint32_t shard = r->shard;  // read first: take() may free the record
+  if (r->take() != nullptr) return true;
+  impl_->shards[shard].count_dropped(1);  // disarm() counted it cancelled there
+  return false;
 }
 
 bool TimerService::disarm(TimerEntry* e) noexcept {
-  // Acquire: pairs with arm()'s release, so the record is seen constructed. A record once stored
-  // stays (arm() runs once, disarm() once per entry): it is read, not exchanged.
+  // Acquire: the node's publication ordered prepare()'s store and the record's construction
+  // before this; a null record was never prepared (the node was done at birth).
   TimerRecord* r = e->record.load(std::memory_order_acquire);
-  // Not armed yet: close the entry, so that an arm() still to come arms nothing, unless that
-  // arm() stores its record first. Acquire on failure: as the load.
-  if (r == nullptr && e->record.compare_exchange_strong(r, kClosed, std::memory_order_acquire,
-                                                        std::memory_order_acquire))
-    return false;
-  if (r == kClosed) return false;
+  if (r == nullptr) return false;
   CTXTREE_HOOK(cancel_step);
   const std::uint32_t shard = r->shard;    // read first: take() may free the record
   if (r->take() == nullptr) return false;  // the heap side was first: it fires the entry
   impl_->note_cancelled(shard);
   return true;
+}
+
+std::int64_t TimerService::record_blocks_in_use() noexcept {
+  return PoolFor<TimerRecord>::stats().blocks_in_use;
 }
 
 std::size_t TimerService::records() const noexcept {

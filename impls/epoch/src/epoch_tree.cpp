@@ -81,7 +81,8 @@ void hand_over_unlinked(CancelNode* x, CancelNode* c) noexcept {
 
 // ---- the child list ----------------------------------------------------------------------------
 
-void link_child(CancelNode* x, CancelNode* c) noexcept {
+// Links c first in x's list; false, leaving c unlinked and done with x's error, if x is done.
+bool link_child(CancelNode* x, CancelNode* c) noexcept {
   std::uint64_t w = x->word.load(std::memory_order_seq_cst);
   for (;;) {
     if (w & kErrBits) {
@@ -91,7 +92,7 @@ void link_child(CancelNode* x, CancelNode* c) noexcept {
                         EpochTree::kCauseInherited,
                     std::memory_order_relaxed);
       c->next.store(kUnlinked, std::memory_order_relaxed);  // an earlier attempt may have linked
-      return;
+      return false;
     }
     c->next.store(reinterpret_cast<std::uintptr_t>(first_child(w)),
                   std::memory_order_relaxed);  // unpublished; no flags: linked
@@ -99,7 +100,7 @@ void link_child(CancelNode* x, CancelNode* c) noexcept {
     const bool linked =
         x->word.compare_exchange_weak(w, with_first_child(w, c), std::memory_order_seq_cst);
     CTXTREE_HOOK(register_child);
-    if (linked) return;
+    if (linked) return true;
   }
 }
 
@@ -432,7 +433,8 @@ EpochTree::CancelNode* EpochTree::make_cancel(Node* parent, Kind kind, Clock::re
   static_assert(epoch::kAddressBits <= kErrShift);
   (void)detail::checked_address<epoch::kAddressBits>(c, "EpochTree node");
   detail::retain(parent);
-  if (CancelNode* x = parent->anchor()) link_child(x, c);
+  if (CancelNode* x = parent->anchor(); x != nullptr && !link_child(x, c))
+    detail::forget_deadline<EpochTree>(c);  // never published: no completion will disarm it
   return c;
 }
 

@@ -42,6 +42,7 @@ LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clo
     try {
       r = lockfree::reserve(p, HookPoint::register_child);
     } catch (...) {
+      detail::forget_deadline<LockFreeTree>(c);
       detail::delete_cancel_node<LockFreeTree>(c);
       throw;
     }
@@ -61,6 +62,7 @@ LockFreeTree::CancelNode* LockFreeTree::make_cancel(Node* parent, Kind kind, Clo
     }
   }
   if (p != nullptr) {
+    detail::forget_deadline<LockFreeTree>(c);  // never published: no completion will disarm it
     // p is done (refused the registration): c is done at once with p's error and cause.
     // Acquire: p's result bits; relaxed store: c is not published yet.
     const std::uint64_t ps = p->state.load(std::memory_order_acquire);

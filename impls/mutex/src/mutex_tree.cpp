@@ -15,8 +15,7 @@ MutexTree::CancelNode::CancelNode(Kind kind, Node* parent, Clock::rep deadline) 
       cancel_parent(parent->anchor()) {}
 
 MutexTree::CancelNode* MutexTree::make_cancel(Node* parent, Kind kind, Clock::rep deadline) {
-  CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
-                                      : new CancelNode(kind, parent, deadline);
+  CancelNode* c = new_heap_node(kind, parent, deadline);
   detail::retain(parent);
   if (CancelNode* p = c->cancel_parent) {
     CTXTREE_HOOK(register_child);
@@ -24,6 +23,7 @@ MutexTree::CancelNode* MutexTree::make_cancel(Node* parent, Kind kind, Clock::re
     if (const std::uint32_t e = p->done.err_bits()) {
       c->cause = p->cause;
       c->done.publish(e, /*walking=*/false);
+      detail::forget_deadline<MutexTree>(c);  // never published: no completion will disarm it
     } else {
       c->next_sibling = p->first_child;
       if (p->first_child != nullptr) p->first_child->prev_sibling = c;

@@ -108,6 +108,7 @@ void StopTokenTree::CancelNode::Link::operator()() const noexcept {
       // source must be stopped like any done node's, for the children it will get.
       c->done.publish(err, /*walking=*/false);
       c->source.request_stop();
+      detail::forget_deadline<StopTokenTree>(c);  // never published: no completion will disarm it
       return;
     }
     c->done.publish(err, /*walking=*/true);
@@ -126,8 +127,7 @@ void StopTokenTree::CancelNode::Link::operator()() const noexcept {
 
 StopTokenTree::CancelNode* StopTokenTree::make_cancel(Node* parent, Kind kind,
                                                       Clock::rep deadline) {
-  CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
-                                      : new CancelNode(kind, parent, deadline);
+  CancelNode* c = new_heap_node(kind, parent, deadline);
   detail::retain(parent);
   if (CancelNode* p = c->cancel_parent) {
     CTXTREE_HOOK(register_child);
@@ -147,7 +147,8 @@ StopTokenTree::CancelNode* StopTokenTree::make_cancel(Node* parent, Kind kind,
       if (c->claimed.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
         c->cause = p->cause;
         c->done.publish(err, /*walking=*/false);
-        c->source.request_stop();  // nothing registered on it yet
+        c->source.request_stop();                   // nothing registered on it yet
+        detail::forget_deadline<StopTokenTree>(c);  // only this claim completes it: no disarm
         leave_parent_set(c);
         c->link.reset();
       } else {

@@ -123,8 +123,7 @@ GlobalLockTree::CancelNode::CancelNode(Kind kind, Node* parent,
 
 GlobalLockTree::CancelNode* GlobalLockTree::make_cancel(Node* parent, Kind kind,
                                                         ctxtree::Clock::rep deadline) {
-  CancelNode* c = kind == Kind::timer ? new TimerNode(kind, parent, deadline)
-                                      : new CancelNode(kind, parent, deadline);
+  CancelNode* c = new_heap_node(kind, parent, deadline);
   ctxtree::detail::retain(parent);
   if (CancelNode* p = c->cancel_parent) {
     CTXTREE_HOOK(register_child);
@@ -132,6 +131,8 @@ GlobalLockTree::CancelNode* GlobalLockTree::make_cancel(Node* parent, Kind kind,
     if (const std::uint32_t e = p->done.err_bits()) {
       c->cause = p->cause;
       c->done.publish(e, /*walking=*/false);
+      ctxtree::detail::forget_deadline<GlobalLockTree>(
+          c);  // never published: no completion will disarm it
     } else {
       c->next_sibling = p->first_child;
       if (p->first_child != nullptr) p->first_child->prev_sibling = c;

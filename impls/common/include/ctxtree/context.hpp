@@ -13,7 +13,10 @@
 //   make_cancel(parent, kind, d)   a new cancel/timer node under `parent` with two references,
 //                                  linked to parent->anchor(), or done at once (with the anchor's
 //                                  error and cause) if the anchor is done; throws std::bad_alloc
-//                                  with nothing changed
+//                                  (a timer node: or std::system_error if the timer thread
+//                                  cannot start) with nothing changed. Its timer is prepared before
+//                                  the node is published (detail::prepare_deadline), and given
+//                                  back (detail::forget_deadline) if it is done at birth
 //   cancel(c, err, cause)          completes c and its subtree and removes c from its parent;
 //                                  returns only when every descendant is done (also when another
 //                                  thread won the race); runs the callbacks it completes

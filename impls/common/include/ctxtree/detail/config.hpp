@@ -19,6 +19,7 @@ enum class HookPoint : std::uint8_t {
   callback_run,       // a callback is about to run
   callback_remove,    // a stopped callback's registration is about to be withdrawn
   timer_locked,       // the timer thread holds the timer service's lock
+  deadline_start,     // a new deadline node is published; its timer is not armed yet
   deadline_arm,       // a deadline found in the future is about to be armed
 };
 

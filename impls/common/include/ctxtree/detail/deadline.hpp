@@ -21,37 +21,53 @@ void fire_deadline(TimerEntry* t) noexcept {
   release<Tree>(c);
 }
 
+// Called by a tree on every new node before publishing it (no other thread may see it yet):
+// a timer node's entry gets its record, so that arming it later changes nothing another thread
+// changes. Throws std::bad_alloc or std::system_error with nothing prepared.
+template <class Tree>
+void prepare_deadline(typename Tree::CancelNode* c) {
+  if (c->kind != Kind::timer) return;
+  TimerEntry* t = Tree::timer_of(c);
+  t->when = c->deadline;
+  TimerService::instance().prepare(t);
+}
+
+// Called by a tree on a new node it prepared but never published, being done at birth (its
+// parent was done): no disarm will come, so the record goes now.
+template <class Tree>
+void forget_deadline(typename Tree::CancelNode* c) noexcept {
+  if (c->kind == Kind::timer) TimerService::instance().unprepare(Tree::timer_of(c));
+}
+
 // Arms the timer of a new deadline node, or completes the node at once if its deadline is not
 // after `now` (deadline_now(), read once by the caller before it made the node).
-// Throws what arming throws, with the node unarmed.
 // `cause` is what cause() reports when the deadline fires (empty: deadline_exceeded).
 // The node comes with the timer's reference (CancelBase), which this keeps only if it arms.
 template <class Tree>
-void start_deadline(typename Tree::CancelNode* c, std::error_code cause, Clock::rep now) {
+void start_deadline(typename Tree::CancelNode* c, std::error_code cause, Clock::rep now) noexcept {
   TimerEntry* t = Tree::timer_of(c);
-  t->when = c->deadline;
+  TimerService& timers = TimerService::instance();
+  // Done at birth (the parent was done): nothing was prepared, and the timer's reference is ours.
+  if (t->record.load(std::memory_order_relaxed) == nullptr) {  // relaxed: stored by this thread
+    release<Tree>(c);
+    return;
+  }
   t->cause = cause ? cause : make_error_code(errc::deadline_exceeded);
   t->fire = &fire_deadline<Tree>;
+  CTXTREE_HOOK(deadline_start);
   // The caller holds two more references, so giving the timer's back never frees the node.
-  if (Tree::is_done(c)) {  // the parent was done: the child inherited its error
-    release<Tree>(c);
+  if (Tree::is_done(c)) {  // completed since it was published: its disarm() came or will come
+    if (timers.withdraw(t)) release<Tree>(c);
     return;
   }
   if (now >= t->when) {
+    // Withdrawn first, so that the completion's disarm() frees the record and counts nothing.
+    if (timers.withdraw(t)) release<Tree>(c);
     Tree::cancel(c, errc::deadline_exceeded, t->cause);
-    release<Tree>(c);
     return;
   }
   CTXTREE_HOOK(deadline_arm);
-  bool armed;
-  try {
-    armed = TimerService::instance().arm(t);
-  } catch (...) {
-    release<Tree>(c);
-    throw;  // the caller's handles cancel and drop the node: the parent is left as it was
-  }
-  // A cancel that completed the node since the check above closed the entry: nothing was armed.
-  if (!armed) release<Tree>(c);
+  timers.arm(t);  // a completion since the check above took the entry: its disarm() released
 }
 
 // Called by a tree when it completes a deadline node, once: the timer is released at once.

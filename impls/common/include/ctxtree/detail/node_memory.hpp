@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "ctxtree/clock.hpp"
+#include "ctxtree/detail/deadline.hpp"
 #include "ctxtree/detail/node.hpp"
 #include "ctxtree/detail/node_pool.hpp"
 
@@ -47,11 +48,19 @@ void delete_pooled(T* p) noexcept {
 #endif
 }
 
-// A new cancellable node of `kind`; throws std::bad_alloc with nothing allocated.
+// A new cancellable node of `kind`, a timer node with its deadline prepared (deadline.hpp);
+// throws std::bad_alloc or std::system_error with nothing allocated.
 template <class Tree>
 typename Tree::CancelNode* new_cancel_node(Kind kind, Node<Tree>* parent, Clock::rep deadline) {
-  if (kind == Kind::timer) return new_pooled<typename Tree::TimerNode>(kind, parent, deadline);
-  return new_pooled<typename Tree::CancelNode>(kind, parent, deadline);
+  if (kind != Kind::timer) return new_pooled<typename Tree::CancelNode>(kind, parent, deadline);
+  auto* t = new_pooled<typename Tree::TimerNode>(kind, parent, deadline);
+  try {
+    prepare_deadline<Tree>(t);
+  } catch (...) {
+    delete_pooled(t);
+    throw;
+  }
+  return t;
 }
 
 // Frees a node new_cancel_node made, from any thread.

@@ -5,32 +5,34 @@
 // through cold nodes, which is what lets 100,000 deadlines over 100 ms fire on time.
 //
 // Shards. There are 32 heaps, each with its own mutex; a thread is dealt one, round-robin, on its
-// first arm, so up to 32 threads arm without sharing a lock or a written cache line. The thread
+// first prepare, so up to 32 threads arm without sharing a lock or a written cache line. The thread
 // looks at every shard when it wakes, and sleeps until the earliest deadline it saw.
 //
-// Locks. arm() takes no lock in the common case: it allocates a 32-byte record from the node pool,
-// pushes it on its shard's stack with one CAS, and wakes the thread only when the new entry may
-// be earlier than the thread's wake-up. Every 64 arms the arming thread takes its
-// shard's mutex to move the stack into the heap (O(log n) a record, amortised), dropping the
-// records already cancelled; the thread drains the stacks whenever it looks. A thread's first arm
-// in a process (or in a forked child) may start the thread. disarm() — called by cancel walks
-// completing deadline nodes — takes no lock and makes no system call in the common case: it
-// takes the entry out of its record with one exchange, and drops the node's timer reference at
-// once; the small record stays in its shard until a drain, the thread or a purge drops it. The
-// arming thread purges its heap once cancelled records pass half of it (and 1,024), in amortised
-// O(1) per arm; a shard nobody arms into any more is purged by the timer thread, which disarm()
-// wakes once its cancelled records pass three quarters. So a heap stays within about twice its
+// Locks. arm() takes no lock in the common case: it pushes the entry's 32-byte record on its
+// shard's stack with one CAS, and wakes the thread only when the new entry may be earlier than
+// the thread's wake-up. The record comes from the node pool in prepare(), while the node is still
+// private to its deriving thread, so arming writes nothing a completing thread also writes. Every
+// 64 arms the arming thread takes its shard's mutex to move the stack into the heap (O(log n) a
+// record, amortised), dropping the records already cancelled; the thread drains the stacks
+// whenever it looks. A thread's first prepare in a process (or in a forked child) may start the
+// thread. disarm() — called by cancel walks completing deadline nodes — takes no lock and makes
+// no system call in the common case: it takes the entry out of its record with one exchange, and
+// drops the node's timer reference at once; the small record stays in its shard until a drain,
+// the thread or a purge drops it. The arming thread purges its heap once cancelled records pass
+// half of it (and 1,024), in amortised O(1) per arm; a shard nobody arms into any more is purged
+// by the timer thread, which disarm() wakes once its cancelled records pass three quarters. So a
+// heap stays within about twice its
 // live deadlines while its threads arm, and within four times otherwise.
 //
-// Lifetime. The thread starts on the first arm. The service is never destroyed and its thread is
-// detached: deadlines keep firing during static destruction and until the process ends, so a
+// Lifetime. The thread starts on the first prepare. The service is never destroyed and its thread
+// is detached: deadlines keep firing during static destruction and until the process ends, so a
 // waiter is never left hanging by exit, and exit() may be called from any thread, a deadline
 // callback on the timer thread included. Callbacks that may run during exit must not use objects
 // that static destruction has already destroyed (as for any thread still running then).
 //
 // fork(). The prepare handler takes the service's locks, which the thread never holds while
 // firing or waiting, so the child never inherits one held. In the child the thread starts again at
-// once when deadlines are pending (else on the next arm): deadlines armed before the fork fire
+// once when deadlines are pending (else on the next prepare): deadlines armed before the fork fire
 // there too, except one whose firing had begun on the parent's thread. When the fork is called from
 // a deadline callback, the child's thread is the timer thread and goes on serving the timers.
 //
@@ -58,7 +60,7 @@ struct TimerEntry {
   std::chrono::steady_clock::rep when = 0;  // immutable once armed
   std::error_code cause;                    // the deadline cause; immutable once armed
   Fire fire = nullptr;                      // runs on the timer thread, no lock held
-  // Null; then the record, stored once by arm(); or closed by a disarm() that came first.
+  // Null; then the record, stored by prepare() before the node is published, and immutable after.
   std::atomic<TimerRecord*> record{nullptr};
 };
 
@@ -66,19 +68,35 @@ class TimerService {
  public:
   static TimerService& instance();
 
-  // Schedules `e->fire(e)` at `e->when`; the entry must not have been armed. Returns false,
-  // arming nothing, when disarm() ran first (the node completed meanwhile): the caller keeps the
-  // reference it meant for the timer. Under manual time, an entry already due (a manual advance
-  // passed it since the caller looked at the clock) fires at once on this thread, returning true.
-  // Throws std::bad_alloc (or std::system_error when the thread cannot start) before changing
-  // anything.
-  bool arm(TimerEntry* e);
-  // Lock-free. Cancels the entry: true if this kept an armed entry from firing (the caller then
-  // owns the timer's reference on the node); false if firing began, or nothing was armed, in
-  // which case no later arm() arms it either. Called once per entry, fired or not (a tree calls
-  // it when it completes the node): an armed entry's record is freed by whichever of disarm() and
-  // the firing side comes second.
+  // An entry's life: prepare() while its node is private; then either arm() or withdraw() by
+  // the same thread, or unprepare() if the node is never published; and disarm() once by
+  // whoever completes the node. Of the heap side (the timer thread firing it, or withdraw()) and
+  // disarm(), the first to take the entry owns the timer's reference on the node; the second
+  // frees the record.
+
+  // Before the node is published: makes the entry's record, due at `e->when`, and deals this
+  // thread a shard on its first call. Throws std::bad_alloc (or std::system_error when the
+  // thread cannot start) with nothing changed.
+  void prepare(TimerEntry* e);
+  // A prepared entry whose node was done at birth and never published: frees its record.
+  void unprepare(TimerEntry* e) noexcept;
+  // Schedules `e->fire(e)` at `e->when`: hands the prepared record to the timer thread, with no
+  // read-modify-write on the entry (a disarm() that came first leaves the record for a drain to
+  // free). Under manual time, an entry already due (a manual advance passed its deadline since
+  // the caller looked at the clock) fires at once on this thread.
+  void arm(TimerEntry* e) noexcept;
+  // A prepared entry that will not be armed (its node is done, or due at once): takes the entry
+  // as the heap side would. True if this came before disarm(): the caller owns the timer's
+  // reference, and the disarm() to come frees the record. False if disarm() came first.
+  bool withdraw(TimerEntry* e) noexcept;
+  // Lock-free. Cancels the entry: true if this kept it from firing (the caller then owns the
+  // timer's reference on the node); false if the heap side took it first, or the entry was never
+  // prepared. Called once per entry, fired or not (a tree calls it when it completes the node).
   bool disarm(TimerEntry* e) noexcept;
+
+  // Blocks in use in the node pool size class that records come from (NodePoolStats, with its
+  // exactness): records not yet freed, and whatever else of that size this process holds.
+  static std::int64_t record_blocks_in_use() noexcept;
 
   // Records in the heaps: armed entries, and cancelled ones no purge has dropped yet. Relaxed:
   // exact once the threads that armed and disarmed have synchronised with the caller.

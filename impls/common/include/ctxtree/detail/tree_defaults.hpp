@@ -56,6 +56,21 @@ struct TreeDefaults {
   static auto* from_timer(TimerEntry* t) noexcept {
     return static_cast<typename Tree::CancelNode*>(static_cast<typename Tree::TimerNode*>(t));
   }
+  // destroy's counterpart: a new cancel node of `kind` on the heap, a timer node with its
+  // deadline prepared (deadline.hpp); throws std::bad_alloc or std::system_error with nothing
+  // allocated.
+  template <class T = Tree>
+  static typename T::CancelNode* new_heap_node(Kind kind, Node<T>* parent, Clock::rep deadline) {
+    if (kind != Kind::timer) return new typename T::CancelNode(kind, parent, deadline);
+    auto* t = new typename T::TimerNode(kind, parent, deadline);
+    try {
+      prepare_deadline<T>(t);
+    } catch (...) {
+      delete t;
+      throw;
+    }
+    return t;
+  }
   template <class C>
   static ParentDrop<Tree> destroy(C* c) noexcept {
     Node<Tree>* const parent = c->parent;  // counted: released by the caller
