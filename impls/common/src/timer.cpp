@@ -28,9 +28,9 @@ namespace ctxtree::detail {
 // purge to drop it. Two sides take its target, each with one exchange: the heap side (whoever
 // takes the record out of its heap: the thread or advance_manual() to fire it; or withdraw(), for
 // a record never armed) and the entry side (disarm(), which every completion of a node with a
-// prepared entry calls, fired or not). The first exchange
-// takes the entry; the second finds null and frees the record, which the first side no longer
-// touches after its exchange. A drain or a purge drops only records whose entry is taken.
+// prepared entry calls, fired or not). The first exchange takes the entry; the second finds null
+// and frees the record, which the first side no longer touches after its exchange. A drain or a
+// purge drops only records whose entry is taken.
 struct TimerRecord {
   const Clock::rep when;  // the entry's deadline, kept here: the entry may go once it is taken
   std::atomic<TimerEntry*> target;

@@ -21,8 +21,8 @@
 // the thread or a purge drops it. The arming thread purges its heap once cancelled records pass
 // half of it (and 1,024), in amortised O(1) per arm; a shard nobody arms into any more is purged
 // by the timer thread, which disarm() wakes once its cancelled records pass three quarters. So a
-// heap stays within about twice its
-// live deadlines while its threads arm, and within four times otherwise.
+// heap stays within about twice its live deadlines while its threads arm, and within four times
+// otherwise.
 //
 // Lifetime. The thread starts on the first prepare. The service is never destroyed and its thread
 // is detached: deadlines keep firing during static destruction and until the process ends, so a
