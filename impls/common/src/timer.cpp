@@ -500,8 +500,10 @@ void TimerService::prepare(TimerEntry* e) {
 }
 
 void TimerService::unprepare(TimerEntry* e) noexcept {
-  // Relaxed: the node was never published; no other thread has seen the record.
-  delete_pooled(e->record.exchange(nullptr, std::memory_order_relaxed));
+  // Relaxed, and no read-modify-write: the node was never published; no other thread has seen
+  // the record.
+  delete_pooled(e->record.load(std::memory_order_relaxed));
+  e->record.store(nullptr, std::memory_order_relaxed);
 }
 
 void TimerService::arm(TimerEntry* e) noexcept {

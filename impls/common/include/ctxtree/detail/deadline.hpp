@@ -21,15 +21,20 @@ void fire_deadline(TimerEntry* t) noexcept {
   release<Tree>(c);
 }
 
-// Called by a tree on every new node before publishing it (no other thread may see it yet):
-// a timer node's entry gets its record, so that arming it later changes nothing another thread
-// changes. Throws std::bad_alloc or std::system_error with nothing prepared.
-template <class Tree>
-void prepare_deadline(typename Tree::CancelNode* c) {
-  if (c->kind != Kind::timer) return;
-  TimerEntry* t = Tree::timer_of(c);
-  t->when = c->deadline;
-  TimerService::instance().prepare(t);
+// A new timer node's timer, made by the tree's allocation before the node is published (no
+// other thread may see it yet): its entry gets its record, so that arming it later changes
+// nothing another thread changes. If that throws (std::bad_alloc, std::system_error), frees the
+// node with `free` and rethrows, leaving nothing allocated.
+template <class Tree, class Free>
+typename Tree::CancelNode* prepare_deadline(typename Tree::TimerNode* t, Free free) {
+  t->when = t->deadline;
+  try {
+    TimerService::instance().prepare(t);
+  } catch (...) {
+    free(t);
+    throw;
+  }
+  return t;
 }
 
 // Called by a tree on a new node it prepared but never published, being done at birth (its

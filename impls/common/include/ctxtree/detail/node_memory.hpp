@@ -53,14 +53,8 @@ void delete_pooled(T* p) noexcept {
 template <class Tree>
 typename Tree::CancelNode* new_cancel_node(Kind kind, Node<Tree>* parent, Clock::rep deadline) {
   if (kind != Kind::timer) return new_pooled<typename Tree::CancelNode>(kind, parent, deadline);
-  auto* t = new_pooled<typename Tree::TimerNode>(kind, parent, deadline);
-  try {
-    prepare_deadline<Tree>(t);
-  } catch (...) {
-    delete_pooled(t);
-    throw;
-  }
-  return t;
+  return prepare_deadline<Tree>(new_pooled<typename Tree::TimerNode>(kind, parent, deadline),
+                                [](typename Tree::TimerNode* t) noexcept { delete_pooled(t); });
 }
 
 // Frees a node new_cancel_node made, from any thread.

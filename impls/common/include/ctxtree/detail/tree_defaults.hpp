@@ -62,14 +62,8 @@ struct TreeDefaults {
   template <class T = Tree>
   static typename T::CancelNode* new_heap_node(Kind kind, Node<T>* parent, Clock::rep deadline) {
     if (kind != Kind::timer) return new typename T::CancelNode(kind, parent, deadline);
-    auto* t = new typename T::TimerNode(kind, parent, deadline);
-    try {
-      prepare_deadline<T>(t);
-    } catch (...) {
-      delete t;
-      throw;
-    }
-    return t;
+    return prepare_deadline<T>(new typename T::TimerNode(kind, parent, deadline),
+                               [](typename T::TimerNode* t) noexcept { delete t; });
   }
   template <class C>
   static ParentDrop<Tree> destroy(C* c) noexcept {
