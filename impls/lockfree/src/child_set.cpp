@@ -96,6 +96,19 @@ constinit thread_local HomeWord tls_home;
 
 }  // namespace
 
+std::uint64_t new_set_id() noexcept {
+  constexpr std::uint64_t kBlock = std::uint64_t{1} << 16;
+  static std::atomic<std::uint64_t> next_block{1};  // 0 is no set's id
+  constinit thread_local std::uint64_t next = 0;
+  constinit thread_local std::uint64_t end = 0;
+  if (next == end) {
+    // Relaxed: uniqueness needs only the RMW's atomicity. Once per 65,536 sets of a thread.
+    next = next_block.fetch_add(kBlock, std::memory_order_relaxed);
+    end = next + kBlock;
+  }
+  return next++;
+}
+
 Extras* make_extras(CancelNode* p, HookPoint point) {
   Extras* e = p->extras.load(std::memory_order_acquire);  // acquire: we dereference it
   if (e != nullptr) return e;
@@ -136,7 +149,7 @@ Reservation reserve(CancelNode* p, HookPoint point) {
         hook(point);
         if ((claimed & kReservedAll) == kReservedAll)
           e->nonfull.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a search hint
-        home = {e, e->id, w};
+        if (moved) home = {e, e->id, w};
         return {w, bit, e};
       }
       // Another thread reserves here too: move once, to a word with room or a new one. A set

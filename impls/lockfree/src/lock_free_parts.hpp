@@ -101,6 +101,10 @@ inline std::error_code decode_cause(std::uint64_t state) noexcept {
   return detail::decode_cause(state >> LockFreeTree::kCauseShift & detail::kCauseMask);
 }
 
+// A set id never handed out before in this process, never 0. Threads take ids in blocks, so
+// that threads making sets at once (a set per request) write no counter in common.
+std::uint64_t new_set_id() noexcept;
+
 struct Reservation {
   LockFreeTree::Word* word = nullptr;  // null: the node is done
   unsigned bit = 0;
@@ -168,14 +172,7 @@ struct LockFreeTree::Extras {
   std::atomic<detail::StopBridge*> stop_bridge{nullptr};
   // Unique over the process's life, so a thread's remembered home word (see reserve) is known to
   // belong to this set even if another set was freed at the same address. Immutable.
-  const std::uint64_t id = next_id();
-
- private:
-  static std::uint64_t next_id() noexcept {
-    static std::atomic<std::uint64_t> last{0};
-    // Relaxed: uniqueness needs only the RMW's atomicity. Once per set, not per child.
-    return last.fetch_add(1, std::memory_order_relaxed) + 1;
-  }
+  const std::uint64_t id = lockfree::new_set_id();
 };
 
 namespace lockfree {
