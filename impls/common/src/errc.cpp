@@ -29,11 +29,12 @@ class ContextCategory final : public std::error_category {
   }
 };
 
+// Constant-initialised: every cancel names this category, and a function-local static would make
+// each of them check a guard first.
+constinit const ContextCategory g_category;
+
 }  // namespace
 
-const std::error_category& context_category() noexcept {
-  static const ContextCategory category;
-  return category;
-}
+const std::error_category& context_category() noexcept { return g_category; }
 
 }  // namespace ctxtree

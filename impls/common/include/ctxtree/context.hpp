@@ -403,10 +403,11 @@ std::pair<Context<Tree>, Func> derive_timeout(Node<Tree>* p,
                                               std::error_code cause) {
   const Clock::rep now_rep = deadline_now();
   const Clock::time_point now{Clock::duration(now_rep)};
-  const auto room = std::chrono::duration<double>(Clock::time_point::max() - now);
-  const Clock::time_point d = std::chrono::duration<double>(t) >= room
-                                  ? Clock::time_point::max()
-                                  : now + std::chrono::ceil<Clock::duration>(t);
+  // In floating point, so that no timeout overflows; in Clock's period, so that no division.
+  using Span = std::chrono::duration<double, Clock::period>;
+  const Span room = Clock::time_point::max() - now;
+  const Clock::time_point d =
+      Span(t) >= room ? Clock::time_point::max() : now + std::chrono::ceil<Clock::duration>(t);
   return derive_deadline<Func>(p, d, cause, now_rep);
 }
 
