@@ -29,8 +29,9 @@
 // Helping, not waiting. Any cancel call that finds its node done walks the same subtree too,
 // completing (by CAS) whatever is still live, so every call returns with the subtree done even
 // if the thread that won is frozen mid-walk. A node whose subtree a walk has fully covered is
-// marked in its Extras gate (kGateDone), so later calls return at once. Each thread runs, after
-// its walk, the callbacks of exactly the nodes whose completion CAS it won.
+// marked in its Extras gate (kGateDone), so later calls return at once; a set whose words are all
+// closed with nothing published (its children left before the close) is not entered at all.
+// Each thread runs, after its walk, the callbacks of exactly the nodes whose completion CAS it won.
 //
 // Reclamation (no library). A slot does not own its child. A node in an open word is alive: its
 // cancel function unlinks it (from an open word) before dropping its reference. Walkers read only
@@ -41,7 +42,8 @@
 // ABA). Words are freed with their node; free slots are found through a `nonfull` count, so a
 // node holds at most ~(peak live children + 30 per concurrent registrant) slots. A thread whose
 // reservation CAS loses to another moves once to a word with room (or a new one) and remembers
-// it, so threads deriving from one parent at once settle in different words (cache lines).
+// it, so threads deriving from one parent at once settle in different words (cache lines); sets
+// it reserves in without a lost CAS (a request's own sub-calls) do not make it forget that word.
 //
 // States of a node: live → done (error + cause set, by one CAS) → subtree done (kGateDone, for
 // nodes with Extras; a node without Extras is subtree-done when done). A word: open → closed;
