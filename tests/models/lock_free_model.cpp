@@ -25,10 +25,12 @@
 //
 // SiblingModel — a node with two DoneCallbacks, A and B (ctxtree/context.hpp over LockFreeTree);
 // A's function destroys B. Two threads cancel the node (winner and helper); the winner runs the
-// callbacks in slot order, which registration order does not fix (a reservation that loses a CAS,
-// even spuriously, moves to another word). Property: A runs once; B runs at most once and never
-// after its destruction (the destructor withdraws it without waiting for the walk that holds the
-// set: else DEADLOCK); nothing is touched after its free.
+// callbacks in slot order, which registration order does not fix: a slot freed by a removal is
+// taken again first, and a reservation that loses a CAS, even spuriously, moves to another word.
+// Two variants: A registered first; and B in the slot of a callback removed before it (so before
+// A). Property: A runs once; B runs at most once and never after its destruction (the destructor
+// withdraws it without waiting for the walk that holds the set: else DEADLOCK); nothing is
+// touched after its free.
 //
 // OrphanModel — a parent p with two children c1, c2 that hold it through their word (not its
 // count): one thread drops p's last references (with `walk`, cancelling p first, so its walk
@@ -188,7 +190,8 @@ struct StopTokenModel : ctxtree_model::Model<StopTokenModel, 2> {
   void after() { drop(c); }
 };
 
-struct SiblingModel : ctxtree_model::Model<SiblingModel, 2> {
+template <bool kBInFreedSlot>
+struct SiblingModel : ctxtree_model::Model<SiblingModel<kBInFreedSlot>, 2> {
   struct Effect {
     SiblingModel* m;
     bool first;
@@ -219,7 +222,9 @@ struct SiblingModel : ctxtree_model::Model<SiblingModel, 2> {
     c = make_root_child();
     const auto ctx = ctxtree::detail::Access::adopt<LockFreeTree>(c);
     ctxtree::detail::retain<LockFreeTree>(c);  // the reference `ctx` gives back at its end
+    Registration* removed = kBInFreedSlot ? new Registration(ctx, Effect{this, false}) : nullptr;
     a = new Registration(ctx, Effect{this, true});
+    delete removed;
     b = new Registration(ctx, Effect{this, false});
   }
 
@@ -283,7 +288,11 @@ int main(int argc, char** argv) {
        }},
       {"sibling",
        [](int c, char** v) {
-         return ctxtree_model::run<SiblingModel>(c, v, {rl::sched_random, 100000, 0});
+         return ctxtree_model::run<SiblingModel<false>>(c, v, {rl::sched_random, 100000, 0});
+       }},
+      {"sibling_freed_slot",
+       [](int c, char** v) {
+         return ctxtree_model::run<SiblingModel<true>>(c, v, {rl::sched_random, 100000, 0});
        }},
       {"orphan",
        [](int c, char** v) {

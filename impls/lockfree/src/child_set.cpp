@@ -52,10 +52,15 @@ Word* grow(Extras* e, HookPoint point) {
   return w;
 }
 
-// A word after `from` with a free slot, or a new one; nullptr if the set is closed.
-Word* other_word(Extras* e, Word* from, HookPoint point) {
+// A word after `from` with a free slot, or a new one; nullptr if the set is closed. A thread
+// moving away from a competitor (`moving`) skips the first word: that one sits inside the Extras,
+// in a block of the pool of the thread that made the set, among that thread's other blocks (its
+// nodes of the same size class), whose writes would share its lines. A grown word is a block of
+// its own lines.
+Word* other_word(Extras* e, Word* from, bool moving, HookPoint point) {
   if (e->nonfull.load(std::memory_order_relaxed) > 0) {  // relaxed: a search hint
     for (Word* w = next_or_first(e, from); w != from; w = next_or_first(e, w)) {
+      if (moving && w == &e->first) continue;
       // Acquire: when kClosed is seen, our caller then reads the state completed before the close.
       const std::uint64_t b = w->bits.load(std::memory_order_acquire);
       if (b & kClosed) return nullptr;
@@ -152,16 +157,16 @@ Reservation reserve(CancelNode* p, HookPoint point) {
         if (moved) home = {e, e->id, w};
         return {w, bit, e};
       }
-      // Another thread reserves here too: move once, to a word with room or a new one. A set
-      // grows this way only while every other word is full or still being appended, so by at
-      // most one word per contending thread beyond its peak of live children.
+      // Another thread reserves here too: move once, to a grown word with room or a new one. A
+      // set grows this way only while every other grown word is full or still being appended,
+      // so by at most one word per contending thread beyond its peak of live children.
       if (!moved && !(b & (kClosed | kPending)) && (b & kReservedAll) != kReservedAll) {
         moved = true;
         break;
       }
     }
     if (b & kClosed) return {};
-    w = other_word(e, w, point);
+    w = other_word(e, w, moved, point);
     if (w == nullptr) return {};
   }
 }

@@ -153,7 +153,9 @@ struct LockFreeTree::Word {
 };
 
 // The children and callbacks of a node, made on the first registration, freed with the node.
-struct LockFreeTree::Extras {
+// A block of whole lines: every deriving thread reads `id` (and, without a home word there, the
+// first word), so no other block of its maker's pool, written by that thread, may share them.
+struct alignas(detail::kCacheLine) LockFreeTree::Extras {
   Extras() noexcept
       : first(lockfree::kReservedAll & ~((std::uint64_t{1} << lockfree::kFirstSlots) - 1)) {}
   Word first;  // first member, its slots right after it
