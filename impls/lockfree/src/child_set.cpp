@@ -89,9 +89,10 @@ Extras* install_extras(CancelNode* p, HookPoint point) {
   return e;
 }
 
-// The word of one set where this thread last reserved: threads deriving from one parent at once
-// settle into different words, so their reserve, publish and clear CASes stay on lines of their
-// own. Valid only for the set whose `id` it names (words live as long as their set).
+// The word this thread last moved to after losing a reservation CAS: threads deriving from one
+// parent at once settle into different words, so their reserve, publish and clear CASes stay on
+// lines of their own. Sets it reserves in without a lost CAS leave it alone. Valid only for the
+// set whose `id` it names (words live as long as their set).
 struct HomeWord {
   const Extras* extras = nullptr;
   std::uint64_t id = 0;
