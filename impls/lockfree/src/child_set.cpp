@@ -53,10 +53,9 @@ Word* grow(Extras* e, HookPoint point) {
 }
 
 // A word after `from` with a free slot, or a new one; nullptr if the set is closed. A thread
-// moving away from a competitor (`moving`) skips the first word: that one sits inside the Extras,
-// in a block of the pool of the thread that made the set, among that thread's other blocks (its
-// nodes of the same size class), whose writes would share its lines. A grown word is a block of
-// its own lines.
+// moving away from a competitor (`moving`) skips the first word: that one shares its line with
+// the Extras' `cursor`, `last` and `gate`, which threads without a home word there read, while a
+// grown word is a block of lines of its own.
 Word* other_word(Extras* e, Word* from, bool moving, HookPoint point) {
   if (e->nonfull.load(std::memory_order_relaxed) > 0) {  // relaxed: a search hint
     for (Word* w = next_or_first(e, from); w != from; w = next_or_first(e, w)) {
